@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/routing"
+)
+
+// AcceptedDomain is a domain the organization receives mail for.
+type AcceptedDomain struct {
+	ID         int64              `gorm:"primaryKey" json:"id"`
+	Domain     string             `json:"domain"`
+	DomainType routing.DomainType `json:"domain_type"`
+	CreatedAt  time.Time          `json:"created_at"`
+}
+
+func (AcceptedDomain) TableName() string { return "accepted_domains" }
+
+// ValidateAcceptedDomain canonicalizes the domain and type, returning field
+// errors keyed "domain" and "domain_type".
+func ValidateAcceptedDomain(domain string, typ routing.DomainType) (string, routing.DomainType, connector.FieldErrors) {
+	errs := connector.FieldErrors{}
+	d, err := connector.NormalizeDomain(domain)
+	if err != nil {
+		errs["domain"] = err.Error()
+	}
+	switch typ {
+	case "":
+		typ = routing.Authoritative
+	case routing.Authoritative, routing.InternalRelay:
+	default:
+		errs["domain_type"] = fmt.Sprintf("%q is not a domain type; choose authoritative or internal_relay", typ)
+	}
+	return d, typ, errs
+}
+
+// CreateAcceptedDomain adds an accepted domain.
+func (s *Store) CreateAcceptedDomain(ctx context.Context, actor Actor, domain string, typ routing.DomainType) (*AcceptedDomain, error) {
+	d, typ, errs := ValidateAcceptedDomain(domain, typ)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	row := &AcceptedDomain{Domain: d, DomainType: typ}
+	err := s.Transact(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(row).Error; err != nil {
+			if isUniqueViolation(err) {
+				return &ConflictError{Field: "domain", Message: fmt.Sprintf("%s is already an accepted domain", d)}
+			}
+			return fmt.Errorf("create accepted domain: %w", err)
+		}
+		_, err := audit(tx, actor, "create", "accepted_domain", row.ID, d, map[string]any{"domain_type": typ})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// ListAcceptedDomains returns the accepted domains by name.
+func (s *Store) ListAcceptedDomains(ctx context.Context) ([]AcceptedDomain, error) {
+	var out []AcceptedDomain
+	if err := s.db.WithContext(ctx).Order("domain").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list accepted domains: %w", err)
+	}
+	return out, nil
+}
+
+// GetAcceptedDomain returns one accepted domain.
+func (s *Store) GetAcceptedDomain(ctx context.Context, id int64) (*AcceptedDomain, error) {
+	var d AcceptedDomain
+	err := s.db.WithContext(ctx).Take(&d, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load accepted domain: %w", err)
+	}
+	return &d, nil
+}
+
+// DeleteAcceptedDomain removes an accepted domain.
+func (s *Store) DeleteAcceptedDomain(ctx context.Context, actor Actor, id int64) error {
+	return s.Transact(ctx, func(tx *gorm.DB) error {
+		var d AcceptedDomain
+		err := tx.Take(&d, id).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("load accepted domain: %w", err)
+		}
+		if err := tx.Delete(&d).Error; err != nil {
+			return fmt.Errorf("delete accepted domain: %w", err)
+		}
+		_, err = audit(tx, actor, "delete", "accepted_domain", id, d.Domain, map[string]any{"domain_type": d.DomainType})
+		return err
+	})
+}
+
+// RoutingConfig loads what the routing engine is built from: the accepted
+// domains and the active revisions of enabled connectors.
+func (s *Store) RoutingConfig(ctx context.Context) (routing.Config, error) {
+	var cfg routing.Config
+	db := s.db.WithContext(ctx)
+	domains, err := s.ListAcceptedDomains(ctx)
+	if err != nil {
+		return cfg, err
+	}
+	for _, d := range domains {
+		cfg.AcceptedDomains = append(cfg.AcceptedDomains, routing.AcceptedDomain{Domain: d.Domain, Type: d.DomainType})
+	}
+	var rows []struct {
+		ID        int64
+		Direction string
+		Name      string
+		Revision  int
+		Spec      string
+	}
+	err = db.Raw(`SELECT c.id, c.direction, c.name, r.revision, r.spec FROM connectors c
+		JOIN connector_revisions r ON r.connector_id = c.id AND r.revision = c.active_revision
+		WHERE c.deleted_at IS NULL AND c.enabled
+		ORDER BY c.id`).Scan(&rows).Error
+	if err != nil {
+		return cfg, fmt.Errorf("load active connectors: %w", err)
+	}
+	for _, r := range rows {
+		spec, err := decodeSpec(r.Direction, r.Spec)
+		if err != nil {
+			return cfg, err
+		}
+		switch sp := spec.(type) {
+		case *connector.InboundSpec:
+			cfg.Inbound = append(cfg.Inbound, routing.Inbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *sp})
+		case *connector.OutboundSpec:
+			cfg.Outbound = append(cfg.Outbound, routing.Outbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *sp})
+		}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,171 @@
+// Package store is flowgate's persistence: one Store over gorm, on an
+// embedded SQLite file (no DATABASE_URL) or on PostgreSQL. It owns the
+// schema (numbered SQL migrations applied with goose under a lock), the
+// repositories for connectors and their immutable revisions, accepted
+// domains, users, API tokens and the audit log, and it maps database
+// errors to ErrNotFound and *ConflictError in one place.
+//
+// Every change that the audit log records is written in the same
+// transaction as its audit row.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialect names the database engine behind a Store.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// ErrNotFound is returned when a row does not exist (or was deleted).
+var ErrNotFound = errors.New("not found")
+
+// ConflictError is a change refused because of existing data: a duplicate
+// name, an overlapping connector, a domain that is already accepted.
+type ConflictError struct {
+	Field   string
+	Message string
+}
+
+func (e *ConflictError) Error() string { return e.Message }
+
+// Options configure Open.
+type Options struct {
+	// DatabaseURL is postgres://… for PostgreSQL; empty for SQLite.
+	DatabaseURL string
+	// DataDir holds the SQLite file when DatabaseURL is empty.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Store is the database. It is safe for concurrent use.
+type Store struct {
+	db      *gorm.DB
+	dialect Dialect
+	path    string // SQLite file, for the migration lock
+	log     *slog.Logger
+}
+
+// SQLiteFile is the name of the embedded database in the data directory.
+const SQLiteFile = "flowgate.db"
+
+// Open connects to the database named by opts. It does not migrate; call
+// Migrate.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+	}
+	s := &Store{log: log}
+	var dialector gorm.Dialector
+	switch u := opts.DatabaseURL; {
+	case u == "":
+		if opts.DataDir == "" {
+			return nil, errors.New("open database: no DATABASE_URL and no data directory")
+		}
+		if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("open database: create data directory: %w", err)
+		}
+		s.dialect, s.path = SQLite, filepath.Join(opts.DataDir, SQLiteFile)
+		dialector = sqlite.Open(sqliteDSN(s.path))
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		s.dialect = Postgres
+		dialector = postgres.Open(u)
+	default:
+		return nil, errors.New("open database: DATABASE_URL must start with postgres:// (or be empty for the embedded SQLite database)")
+	}
+	db, err := gorm.Open(dialector, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", s.dialect, err)
+	}
+	s.db = db
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", s.dialect, err)
+	}
+	if s.dialect == SQLite {
+		// One writer at a time is SQLite's model; a small pool keeps readers
+		// concurrent under WAL without piling up busy writers.
+		sqlDB.SetMaxOpenConns(8)
+	} else {
+		sqlDB.SetMaxOpenConns(32)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", s.dialect, err)
+	}
+	return s, nil
+}
+
+// sqliteDSN turns on WAL, foreign keys, a busy timeout and immediate write
+// transactions (so two writers queue instead of failing on upgrade). The
+// driver stops reading options after _time_format, so none is given.
+func sqliteDSN(path string) string {
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate"
+}
+
+// Dialect returns the engine in use.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB returns the gorm handle, for packages that own their own tables.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Transact runs fn in a transaction; it commits when fn returns nil and
+// rolls back when fn returns an error or panics.
+func (s *Store) Transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// isUniqueViolation recognizes a unique constraint failure on either engine.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLSTATE 23505") || strings.Contains(msg, "UNIQUE constraint failed")
+}
