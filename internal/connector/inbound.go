@@ -13,7 +13,7 @@ type InboundSpec struct {
 }
 
 func (s *InboundSpec) Direction() Direction { return Inbound }
-func (s *InboundSpec) Base() *Common         { return &s.Common }
+func (s *InboundSpec) Base() *Common        { return &s.Common }
 
 // Identification says how attribution finds an inbound connector.
 type Identification string

@@ -15,7 +15,7 @@ type OutboundSpec struct {
 }
 
 func (s *OutboundSpec) Direction() Direction { return Outbound }
-func (s *OutboundSpec) Base() *Common         { return &s.Common }
+func (s *OutboundSpec) Base() *Common        { return &s.Common }
 
 // ParsedOutbound is the typed form of an outbound spec.
 type ParsedOutbound struct {
