@@ -1,0 +1,127 @@
+// Package app wires flowgate's parts into the running service: it opens
+// and migrates the store, creates the first admin from the environment,
+// serves HTTP (health, API, console) and shuts everything down in reverse
+// order of start.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/flowgate/flowgate/internal/api"
+	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Version is set at build time with -ldflags "-X …/internal/app.Version=…".
+var Version = "dev"
+
+// OpenStore opens the configured database.
+func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+	return store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log})
+}
+
+// Serve runs flowgate until ctx is cancelled. ready, if not nil, receives
+// the HTTP listener's address once it accepts connections.
+func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(httpAddr string)) error {
+	st, err := OpenStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := ensureAdmin(ctx, st, cfg, log); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           Handler(st, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("flowgate started", "version", Version, "http_addr", ln.Addr().String(), "database", string(st.Dialect()), "data_dir", cfg.DataDir)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// Handler is flowgate's whole HTTP surface.
+func Handler(st *store.Store, log *slog.Logger) http.Handler {
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := st.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("database unreachable\n"))
+			return
+		}
+		cur, known, err := st.SchemaStatus(ctx)
+		if err != nil || cur != known {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "database schema at version %d, want %d\n", cur, known)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	r.Mount("/api/v1", api.New(st, log).Handler())
+	return r
+}
+
+// ensureAdmin creates FLOWGATE_ADMIN_EMAIL when no user exists yet.
+func ensureAdmin(ctx context.Context, st *store.Store, cfg *config.Config, log *slog.Logger) error {
+	if cfg.AdminEmail == "" {
+		return nil
+	}
+	n, err := st.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	u, err := st.CreateUser(ctx, store.System("startup"), cfg.AdminEmail, cfg.AdminPassword, store.RoleAdmin)
+	if err != nil {
+		var conflict *store.ConflictError
+		if errors.As(err, &conflict) {
+			return nil // another process created it first
+		}
+		return fmt.Errorf("create admin from FLOWGATE_ADMIN_EMAIL: %w", err)
+	}
+	log.Info("created admin user from the environment", "email", u.Email)
+	return nil
+}

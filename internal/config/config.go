@@ -1,0 +1,157 @@
+// Package config loads flowgate's configuration from flags and environment
+// variables (SPEC section 6). A flag wins over its variable; the variable
+// wins over the default. The Config is passed to the parts that need it;
+// nothing reads it from a global.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is flowgate's configuration.
+type Config struct {
+	DatabaseURL    string
+	DataDir        string
+	HTTPAddr       string
+	SMTPAddr       string
+	Hostname       string
+	TLSCert        string
+	TLSKey         string
+	ClientCA       string
+	OutboundCA     string
+	DNSServer      string
+	RetrySchedule  []time.Duration
+	QueueLifetime  time.Duration
+	MaxMessageSize int64
+	AdminEmail     string
+	AdminPassword  string
+}
+
+// setting is one configuration entry: its flag, its variable, its default.
+type setting struct {
+	flag, env, def, usage string
+	value             *string
+}
+
+// Settings names every setting, for flags and for documentation.
+func settings() []setting {
+	return []setting{
+		{"database-url", "DATABASE_URL", "", "postgres://… for PostgreSQL; empty means embedded SQLite in the data dir", nil},
+		{"data-dir", "FLOWGATE_DATA_DIR", "./data", "SQLite file, generated certificate, other state", nil},
+		{"http-addr", "FLOWGATE_HTTP_ADDR", "127.0.0.1:8080", "admin console and API listen address", nil},
+		{"smtp-addr", "FLOWGATE_SMTP_ADDR", ":2525", "relay listen address", nil},
+		{"hostname", "FLOWGATE_HOSTNAME", "", "name in the greeting, EHLO and Received: (default: OS hostname)", nil},
+		{"tls-cert", "FLOWGATE_TLS_CERT", "", "relay's server certificate (PEM); default: generated, self-signed", nil},
+		{"tls-key", "FLOWGATE_TLS_KEY", "", "relay's server certificate key (PEM)", nil},
+		{"client-ca", "FLOWGATE_CLIENT_CA", "", "PEM bundle of CAs trusted for client certificates, besides the system roots", nil},
+		{"outbound-ca", "FLOWGATE_OUTBOUND_CA", "", "PEM bundle of CAs trusted for smart host / MX certificates, besides the system roots", nil},
+		{"dns-server", "FLOWGATE_DNS_SERVER", "", "host:port of the DNS server for MX lookups (default: system resolver)", nil},
+		{"retry-schedule", "FLOWGATE_RETRY_SCHEDULE", "1m,5m,15m,30m,1h", "comma list of retry delays; the last one repeats", nil},
+		{"queue-lifetime", "FLOWGATE_QUEUE_LIFETIME", "48h", "how long a message may stay queued before it bounces", nil},
+		{"max-message-size", "FLOWGATE_MAX_MESSAGE_SIZE", "36700160", "largest message accepted, in bytes", nil},
+		{"admin-email", "FLOWGATE_ADMIN_EMAIL", "", "create this admin on start when no user exists", nil},
+		{"admin-password", "FLOWGATE_ADMIN_PASSWORD", "", "password for -admin-email", nil},
+	}
+}
+
+// Flags registers every setting on fs and returns a function that builds
+// the Config after fs.Parse. getenv is os.Getenv outside tests.
+func Flags(fs *flag.FlagSet, getenv func(string) string) func() (*Config, error) {
+	all := settings()
+	for i := range all {
+		s := &all[i]
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		s.value = fs.String(s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+	}
+	return func() (*Config, error) {
+		v := map[string]string{}
+		for _, s := range all {
+			v[s.flag] = strings.TrimSpace(*s.value)
+		}
+		return build(v)
+	}
+}
+
+func build(v map[string]string) (*Config, error) {
+	c := &Config{
+		DatabaseURL: v["database-url"], DataDir: v["data-dir"], HTTPAddr: v["http-addr"], SMTPAddr: v["smtp-addr"],
+		Hostname: v["hostname"], TLSCert: v["tls-cert"], TLSKey: v["tls-key"], ClientCA: v["client-ca"],
+		OutboundCA: v["outbound-ca"], DNSServer: v["dns-server"], AdminEmail: v["admin-email"], AdminPassword: v["admin-password"],
+	}
+	var errs []error
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("DATABASE_URL must start with postgres:// (or be empty for embedded SQLite)"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("FLOWGATE_DATA_DIR must not be empty"))
+	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	for name, addr := range map[string]string{"FLOWGATE_HTTP_ADDR": c.HTTPAddr, "FLOWGATE_SMTP_ADDR": c.SMTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not host:port", name, addr))
+		}
+	}
+	if c.DNSServer != "" {
+		if _, _, err := net.SplitHostPort(c.DNSServer); err != nil {
+			errs = append(errs, fmt.Errorf("FLOWGATE_DNS_SERVER %q is not host:port", c.DNSServer))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("set both FLOWGATE_TLS_CERT and FLOWGATE_TLS_KEY, or neither"))
+	}
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.Hostname = h
+	}
+	sched, err := ParseRetrySchedule(v["retry-schedule"])
+	if err != nil {
+		errs = append(errs, fmt.Errorf("FLOWGATE_RETRY_SCHEDULE: %w", err))
+	}
+	c.RetrySchedule = sched
+	if d, err := time.ParseDuration(v["queue-lifetime"]); err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("FLOWGATE_QUEUE_LIFETIME %q is not a positive duration like 48h", v["queue-lifetime"]))
+	} else {
+		c.QueueLifetime = d
+	}
+	if n, err := strconv.ParseInt(v["max-message-size"], 10, 64); err != nil || n < 1024 {
+		errs = append(errs, fmt.Errorf("FLOWGATE_MAX_MESSAGE_SIZE %q is not a number of bytes ≥ 1024", v["max-message-size"]))
+	} else {
+		c.MaxMessageSize = n
+	}
+	if (c.AdminEmail == "") != (c.AdminPassword == "") {
+		errs = append(errs, errors.New("set both FLOWGATE_ADMIN_EMAIL and FLOWGATE_ADMIN_PASSWORD, or neither"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// ParseRetrySchedule parses "1m,5m,15m,30m,1h".
+func ParseRetrySchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		d, err := time.ParseDuration(part)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%q is not a positive duration like 5m", part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

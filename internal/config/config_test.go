@@ -1,0 +1,74 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	build := Flags(fs, func(k string) string { return env[k] })
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return build()
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.SMTPAddr != ":2525" || c.DatabaseURL != "" || !strings.HasSuffix(c.DataDir, "/data") {
+		t.Fatalf("defaults: %+v", c)
+	}
+	want := []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour}
+	if len(c.RetrySchedule) != len(want) {
+		t.Fatalf("retry schedule %v", c.RetrySchedule)
+	}
+	for i := range want {
+		if c.RetrySchedule[i] != want[i] {
+			t.Fatalf("retry schedule %v", c.RetrySchedule)
+		}
+	}
+	if c.QueueLifetime != 48*time.Hour || c.MaxMessageSize != 36700160 || c.Hostname == "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	env := map[string]string{"FLOWGATE_HTTP_ADDR": "127.0.0.1:9000", "FLOWGATE_SMTP_ADDR": "127.0.0.1:2600", "DATABASE_URL": "postgres://db/flowgate"}
+	c, err := load(t, env, "-http-addr", "127.0.0.1:9100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:9100" || c.SMTPAddr != "127.0.0.1:2600" || c.DatabaseURL != "postgres://db/flowgate" {
+		t.Fatalf("precedence: %+v", c)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	cases := map[string]map[string]string{
+		"DATABASE_URL":              {"DATABASE_URL": "mysql://x"},
+		"FLOWGATE_HTTP_ADDR":        {"FLOWGATE_HTTP_ADDR": "8080"},
+		"FLOWGATE_RETRY_SCHEDULE":   {"FLOWGATE_RETRY_SCHEDULE": "1m,soon"},
+		"FLOWGATE_QUEUE_LIFETIME":   {"FLOWGATE_QUEUE_LIFETIME": "-1h"},
+		"FLOWGATE_MAX_MESSAGE_SIZE": {"FLOWGATE_MAX_MESSAGE_SIZE": "big"},
+		"FLOWGATE_TLS_KEY":          {"FLOWGATE_TLS_CERT": "/x.pem"},
+		"FLOWGATE_ADMIN_PASSWORD":   {"FLOWGATE_ADMIN_EMAIL": "a@b.example"},
+		"FLOWGATE_DNS_SERVER":       {"FLOWGATE_DNS_SERVER": "127.0.0.1"},
+	}
+	for name, env := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := load(t, env)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("got %v, want an error naming %s", err, name)
+			}
+		})
+	}
+}
