@@ -48,7 +48,7 @@ func ParseSmartHost(s string) (SmartHost, error) {
 	if t == "" {
 		return SmartHost{}, errors.New("smart host is empty")
 	}
-	host, portText := t, ""
+	host, portText, hasPort := t, "", false
 	if strings.HasPrefix(t, "[") {
 		h, p, err := net.SplitHostPort(t)
 		if err != nil {
@@ -57,15 +57,15 @@ func ParseSmartHost(s string) (SmartHost, error) {
 			}
 			h = strings.TrimSuffix(strings.TrimPrefix(t, "["), "]")
 		}
-		host, portText = h, p
+		host, portText, hasPort = h, p, err == nil
 		if _, err := netip.ParseAddr(host); err != nil {
 			return SmartHost{}, fmt.Errorf("%q: only an IPv6 address may stand in brackets", t)
 		}
 	} else if strings.Count(t, ":") == 1 {
-		host, portText, _ = strings.Cut(t, ":")
+		host, portText, hasPort = strings.Cut(t, ":")
 	}
 	out := SmartHost{}
-	if portText != "" || strings.HasSuffix(t, ":") {
+	if hasPort {
 		p, err := strconv.Atoi(portText)
 		if err != nil || p < 1 || p > 65535 {
 			return SmartHost{}, fmt.Errorf("%q: the port must be a number from 1 to 65535", t)
