@@ -27,9 +27,14 @@ const (
 // address is never more than one mailbox at one domain.
 func ParseAddress(s string) (Address, error) {
 	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimPrefix(t, "<"), ">")
+	if strings.HasPrefix(t, "<") && strings.HasSuffix(t, ">") {
+		t = t[1 : len(t)-1]
+	}
 	if t == "" {
 		return Address{}, errors.New("address is empty")
+	}
+	if strings.ContainsAny(t, "<>") {
+		return Address{}, fmt.Errorf("%q is not an address like john@contoso.com", t)
 	}
 	at := strings.LastIndexByte(t, '@')
 	if at < 0 {
@@ -38,6 +43,9 @@ func ParseAddress(s string) (Address, error) {
 	local, domain := t[:at], t[at+1:]
 	if err := CheckLocalPart(local); err != nil {
 		return Address{}, fmt.Errorf("%q: %w", t, err)
+	}
+	if strings.TrimSpace(domain) != domain {
+		return Address{}, fmt.Errorf("%q: the domain has a space", t)
 	}
 	if strings.HasPrefix(domain, "[") {
 		return Address{}, fmt.Errorf("%q: an IP-literal domain is not allowed", t)

@@ -29,6 +29,33 @@ func (s IPSpec) Contains(ip netip.Addr) bool { return s.Range.Contains(ip.Unmap(
 // Overlaps reports whether two entries share an address.
 func (s IPSpec) Overlaps(o IPSpec) bool { return s.Range.Overlaps(o.Range) }
 
+// mapped4 is the IPv4-mapped IPv6 block; addresses in it are IPv4 clients.
+var mapped4 = netip.MustParsePrefix("::ffff:0:0/96")
+
+// fromRange builds the spec for a range, taking an IPv6 range inside the
+// IPv4-mapped block as IPv4, and refusing one that only partly covers it
+// (its mapped part could never match, since clients are unmapped).
+func fromRange(r netipx.IPRange, text string, input string) (IPSpec, error) {
+	from, to := r.From(), r.To()
+	if from.Is6() {
+		m := netipx.RangeOfPrefix(mapped4)
+		switch {
+		case mapped4.Contains(from) && mapped4.Contains(to):
+			r = netipx.IPRangeFrom(from.Unmap(), to.Unmap())
+			if p, ok := r.Prefix(); ok {
+				if p.IsSingleIP() {
+					return IPSpec{Range: r, text: p.Addr().String()}, nil
+				}
+				return IPSpec{Range: r, text: p.String()}, nil
+			}
+			return IPSpec{Range: r, text: r.From().String() + "-" + r.To().String()}, nil
+		case r.Overlaps(m):
+			return IPSpec{}, fmt.Errorf("%q covers part of the IPv4-mapped block ::ffff:0:0/96; write IPv4 addresses as IPv4", input)
+		}
+	}
+	return IPSpec{Range: r, text: text}, nil
+}
+
 // ParseIPSpec parses an IPv4 or IPv6 address, a CIDR block, or a range
 // "a-b" of one family with a ≤ b. IPv4-mapped IPv6 addresses are taken as
 // IPv4. A CIDR with host bits set is taken as its network ("10.0.0.5/24" is
@@ -55,9 +82,9 @@ func ParseIPSpec(s string) (IPSpec, error) {
 		}
 		r := netipx.IPRangeFrom(from, to)
 		if from == to {
-			return IPSpec{Range: r, text: from.String()}, nil
+			return fromRange(r, from.String(), t)
 		}
-		return IPSpec{Range: r, text: from.String() + "-" + to.String()}, nil
+		return fromRange(r, from.String()+"-"+to.String(), t)
 	}
 	if strings.Contains(t, "/") {
 		p, err := netip.ParsePrefix(t)
@@ -73,9 +100,9 @@ func ParseIPSpec(s string) (IPSpec, error) {
 		p = p.Masked()
 		r := netipx.RangeOfPrefix(p)
 		if p.IsSingleIP() {
-			return IPSpec{Range: r, text: p.Addr().String()}, nil
+			return fromRange(r, p.Addr().String(), t)
 		}
-		return IPSpec{Range: r, text: p.String()}, nil
+		return fromRange(r, p.String(), t)
 	}
 	a, err := parseAddr(t)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -28,6 +29,9 @@ func NormalizeDomain(s string) (string, error) {
 	s = strings.TrimSuffix(s, ".")
 	if s == "" {
 		return "", errors.New("domain is empty")
+	}
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("%q is not valid UTF-8 text", s)
 	}
 	if strings.Contains(s, "*") {
 		return "", fmt.Errorf("%q: a wildcard is only allowed as a leading \"*.\"", s)
@@ -126,6 +130,9 @@ func ParseDomainPattern(s string) (DomainPattern, error) {
 		return DomainPattern{Kind: Any}, nil
 	}
 	if rest, ok := strings.CutPrefix(t, "*."); ok {
+		if strings.TrimSpace(rest) != rest {
+			return DomainPattern{}, fmt.Errorf("%q: no spaces are allowed after \"*.\"", t)
+		}
 		d, err := NormalizeDomain(rest)
 		if err != nil {
 			return DomainPattern{}, err

@@ -70,6 +70,8 @@ func (s *OutboundSpec) Normalize() FieldErrors {
 	}
 	if s.AllAcceptedDomains && s.ConnectorType == Partner {
 		errs.add("all_accepted_domains", "only an on_premises connector can carry mail for all accepted domains")
+	} else if s.AllAcceptedDomains && s.UseMXRecord {
+		errs.add("use_mx_record", "the MX records of your accepted domains point at flowgate itself; route mail for all accepted domains to your email server's smart hosts")
 	}
 	if _, bad := errs["smart_hosts"]; !bad {
 		switch {

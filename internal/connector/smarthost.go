@@ -67,7 +67,7 @@ func ParseSmartHost(s string) (SmartHost, error) {
 	out := SmartHost{}
 	if hasPort {
 		p, err := strconv.Atoi(portText)
-		if err != nil || p < 1 || p > 65535 {
+		if err != nil || p < 1 || p > 65535 || portText[0] < '1' || portText[0] > '9' {
 			return SmartHost{}, fmt.Errorf("%q: the port must be a number from 1 to 65535", t)
 		}
 		out.Port = p

@@ -32,38 +32,58 @@ func (a Attribution) OnPremises() bool {
 	return a.Connector != nil && a.Connector.Spec.ConnectorType == connector.OnPremises
 }
 
+// AttributeClient finds the inbound connector known before MAIL FROM:
+// an on_premises connector by client certificate name or client IP, then a
+// partner connector by client IP (SPEC 3.2, first two steps).
+func (ix *Index) AttributeClient(c Client) (Attribution, bool) {
+	if a, ok := ix.onPremByCert(c.CertNames); ok {
+		return a, true
+	}
+	ip := addrOf(c.IP)
+	if !ip.IsValid() {
+		return Attribution{}, false
+	}
+	if pfx, conn, ok := ix.onPremIP.LookupPrefixLPM(netip.PrefixFrom(ip, ip.BitLen())); ok {
+		return Attribution{Connector: conn, By: connector.ByIP, Matched: pfx.String(),
+			Reason: fmt.Sprintf("on_premises connector %q matched by client IP %s (in %s)", conn.Name, ip, pfx)}, true
+	}
+	if pfx, conn, ok := ix.partnerIP.LookupPrefixLPM(netip.PrefixFrom(ip, ip.BitLen())); ok {
+		return Attribution{Connector: conn, By: connector.ByIP, Matched: pfx.String(),
+			Reason: fmt.Sprintf("partner connector %q matched by client IP %s (in %s)", conn.Name, ip, pfx)}, true
+	}
+	return Attribution{}, false
+}
+
 // Attribute finds the inbound connector for a message, in the order of SPEC
 // 3.2: an on_premises connector by client certificate name or client IP; a
 // partner connector by client IP; a partner connector by sender domain
 // (exact, most specific wildcard, then "*"). senderDomain is the envelope
-// sender's domain; pass "" before MAIL FROM or for the null sender.
+// sender's domain; "" is the null sender (MAIL FROM:<>), which only "*"
+// matches: "every sender" includes bounces.
 func (ix *Index) Attribute(c Client, senderDomain string) Attribution {
-	if a, ok := ix.onPremByCert(c.CertNames); ok {
+	if a, ok := ix.AttributeClient(c); ok {
 		return a
-	}
-	ip := addrOf(c.IP)
-	if ip.IsValid() {
-		if pfx, conn, ok := ix.onPremIP.LookupPrefixLPM(netip.PrefixFrom(ip, ip.BitLen())); ok {
-			return Attribution{Connector: conn, By: connector.ByIP, Matched: pfx.String(),
-				Reason: fmt.Sprintf("on_premises connector %q matched by client IP %s (in %s)", conn.Name, ip, pfx)}
-		}
-		if pfx, conn, ok := ix.partnerIP.LookupPrefixLPM(netip.PrefixFrom(ip, ip.BitLen())); ok {
-			return Attribution{Connector: conn, By: connector.ByIP, Matched: pfx.String(),
-				Reason: fmt.Sprintf("partner connector %q matched by client IP %s (in %s)", conn.Name, ip, pfx)}
-		}
-	}
-	if senderDomain == "" {
-		return Attribution{Reason: "no inbound connector matches the client's certificate or IP address"}
 	}
 	d := CanonicalDomain(senderDomain)
 	var buf [8]match[*Inbound]
-	ms := ix.partnerDomain.matches(d, buf[:0])
+	var ms []match[*Inbound]
+	if d == "" {
+		if ix.partnerDomain.hasAny {
+			ms = append(buf[:0], match[*Inbound]{connector.DomainPattern{Kind: connector.Any}, ix.partnerDomain.any})
+		}
+	} else {
+		ms = ix.partnerDomain.matches(d, buf[:0])
+	}
+	sender := d
+	if sender == "" {
+		sender = "<> (null sender)"
+	}
 	if len(ms) == 0 {
-		return Attribution{Reason: fmt.Sprintf("no inbound connector matches client IP %s or sender domain %s", ip, d)}
+		return Attribution{Reason: fmt.Sprintf("no inbound connector matches client IP %s or sender domain %s", addrOf(c.IP), sender)}
 	}
 	w := ms[0]
 	return Attribution{Connector: w.value, By: connector.ByDomain, Matched: w.pattern.String(),
-		Reason: fmt.Sprintf("sender %s%s: partner connector %q", describePattern(w.pattern, d), beats(ms[1:]), w.value.Name)}
+		Reason: fmt.Sprintf("sender %s%s: partner connector %q", describePattern(w.pattern, sender), beats(ms[1:]), w.value.Name)}
 }
 
 func (ix *Index) onPremByCert(names []string) (Attribution, bool) {

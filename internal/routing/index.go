@@ -253,6 +253,7 @@ func (ix *Index) OutboundByID(id int64) (*Outbound, bool) {
 // never stores).
 func CanonicalDomain(d string) string {
 	d = strings.TrimSuffix(d, ".")
+	upper := false
 	for i := 0; i < len(d); i++ {
 		c := d[i]
 		if c >= 0x80 {
@@ -261,9 +262,10 @@ func CanonicalDomain(d string) string {
 			}
 			return strings.ToLower(d)
 		}
-		if c >= 'A' && c <= 'Z' {
-			return strings.ToLower(d)
-		}
+		upper = upper || c >= 'A' && c <= 'Z'
+	}
+	if upper {
+		return strings.ToLower(d)
 	}
 	return d
 }
