@@ -38,7 +38,7 @@ type Config struct {
 // setting is one configuration entry: its flag, its variable, its default.
 type setting struct {
 	flag, env, def, usage string
-	value             *string
+	value                 *string
 }
 
 // Settings names every setting, for flags and for documentation.
