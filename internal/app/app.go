@@ -17,6 +17,9 @@ import (
 
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/liveconfig"
+	"github.com/flowgate/flowgate/internal/queue"
+	"github.com/flowgate/flowgate/internal/relay"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -28,9 +31,17 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stor
 	return store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log})
 }
 
+// Addrs are the addresses flowgate listens on once started.
+type Addrs struct {
+	HTTP string
+	SMTP string
+}
+
 // Serve runs flowgate until ctx is cancelled. ready, if not nil, receives
-// the HTTP listener's address once it accepts connections.
-func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(httpAddr string)) error {
+// the listeners' addresses once they accept connections. Shutdown runs in
+// reverse order of start: the relay finishes sessions in flight, the queue
+// commits what it holds, the HTTP server stops, the database closes.
+func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(Addrs)) error {
 	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -43,8 +54,44 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	live, err := liveconfig.Load(ctx, st, log)
+	if err != nil {
+		return err
+	}
+	go live.Run(runCtx)
+
+	cert, err := relay.ServerCertificate(cfg.TLSCert, cfg.TLSKey, cfg.DataDir, cfg.Hostname)
+	if err != nil {
+		return err
+	}
+	clientRoots, err := relay.CertPool(cfg.ClientCA)
+	if err != nil {
+		return fmt.Errorf("FLOWGATE_CLIENT_CA: %w", err)
+	}
+	writer := queue.NewWriter(st, log)
+	defer writer.Close()
+	rl := relay.New(relay.Config{
+		Hostname:            cfg.Hostname,
+		MaxMessageBytes:     cfg.MaxMessageSize,
+		MaxRecipients:       cfg.SMTPMaxRecipients,
+		MaxConnections:      cfg.SMTPMaxConnections,
+		MaxConnectionsPerIP: cfg.SMTPMaxConnectionsPerIP,
+		QueueLifetime:       cfg.QueueLifetime,
+		Certificate:         cert,
+		ClientRoots:         clientRoots,
+	}, live, writer, log.With("component", "relay"))
+	smtpLn, err := net.Listen("tcp", cfg.SMTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.SMTPAddr, err)
+	}
+	smtpErr := make(chan error, 1)
+	go func() { smtpErr <- rl.Serve(smtpLn) }()
+
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
+		_ = rl.Shutdown(context.Background())
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
@@ -57,24 +104,33 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("flowgate started", "version", Version, "http_addr", ln.Addr().String(), "database", string(st.Dialect()), "data_dir", cfg.DataDir)
+	log.Info("flowgate started", "version", Version, "http_addr", ln.Addr().String(), "smtp_addr", smtpLn.Addr().String(),
+		"database", string(st.Dialect()), "data_dir", cfg.DataDir)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(Addrs{HTTP: ln.Addr().String(), SMTP: smtpLn.Addr().String()})
 	}
 
+	var runErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-smtpErr:
+		runErr = fmt.Errorf("smtp relay: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := rl.Shutdown(shutdownCtx); err != nil {
+		log.Warn("relay shutdown", "err", err)
+	}
+	writer.Close()
+	stopRun()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
 	log.Info("stopped")
-	return nil
+	return runErr
 }
 
 // Handler is flowgate's whole HTTP surface.

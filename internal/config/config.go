@@ -33,6 +33,10 @@ type Config struct {
 	MaxMessageSize int64
 	AdminEmail     string
 	AdminPassword  string
+
+	SMTPMaxConnections      int
+	SMTPMaxConnectionsPerIP int
+	SMTPMaxRecipients       int
 }
 
 // setting is one configuration entry: its flag, its variable, its default.
@@ -59,6 +63,9 @@ func settings() []setting {
 		{"max-message-size", "FLOWGATE_MAX_MESSAGE_SIZE", "36700160", "largest message accepted, in bytes", nil},
 		{"admin-email", "FLOWGATE_ADMIN_EMAIL", "", "create this admin on start when no user exists", nil},
 		{"admin-password", "FLOWGATE_ADMIN_PASSWORD", "", "password for -admin-email", nil},
+		{"smtp-max-connections", "FLOWGATE_SMTP_MAX_CONNECTIONS", "1000", "relay connections at once, in total", nil},
+		{"smtp-max-connections-per-ip", "FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", "50", "relay connections at once from one client IP", nil},
+		{"smtp-max-recipients", "FLOWGATE_SMTP_MAX_RECIPIENTS", "500", "recipients per message", nil},
 	}
 }
 
@@ -132,6 +139,21 @@ func build(v map[string]string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("FLOWGATE_MAX_MESSAGE_SIZE %q is not a number of bytes ≥ 1024", v["max-message-size"]))
 	} else {
 		c.MaxMessageSize = n
+	}
+	for _, lim := range []struct {
+		env  string
+		flag string
+		dst  *int
+	}{
+		{"FLOWGATE_SMTP_MAX_CONNECTIONS", "smtp-max-connections", &c.SMTPMaxConnections},
+		{"FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", "smtp-max-connections-per-ip", &c.SMTPMaxConnectionsPerIP},
+		{"FLOWGATE_SMTP_MAX_RECIPIENTS", "smtp-max-recipients", &c.SMTPMaxRecipients},
+	} {
+		n, err := strconv.Atoi(v[lim.flag])
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s %q is not a whole number ≥ 1", lim.env, v[lim.flag]))
+		}
+		*lim.dst = n
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		errs = append(errs, errors.New("set both FLOWGATE_ADMIN_EMAIL and FLOWGATE_ADMIN_PASSWORD, or neither"))

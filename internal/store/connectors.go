@@ -192,7 +192,7 @@ func (s *Store) CreateConnector(ctx context.Context, actor Actor, spec connector
 	dir := spec.Direction()
 	name := spec.Base().Name
 	var out *Connector
-	err = s.Transact(ctx, func(tx *gorm.DB) error {
+	err = s.configChange(ctx, func(tx *gorm.DB) error {
 		if err := s.lockConnectors(tx, dir); err != nil {
 			return err
 		}
@@ -239,7 +239,7 @@ func (s *Store) UpdateConnector(ctx context.Context, actor Actor, id int64, spec
 	dir := spec.Direction()
 	name := spec.Base().Name
 	var out *Connector
-	err = s.Transact(ctx, func(tx *gorm.DB) error {
+	err = s.configChange(ctx, func(tx *gorm.DB) error {
 		if err := s.lockConnectors(tx, dir); err != nil {
 			return err
 		}
@@ -305,7 +305,7 @@ func (s *Store) connectorRow(tx *gorm.DB, dir connector.Direction, id int64) (*c
 
 // SetConnectorEnabled turns a connector on or off; it takes effect at once.
 func (s *Store) SetConnectorEnabled(ctx context.Context, actor Actor, dir connector.Direction, id int64, enabled bool) (*Connector, error) {
-	err := s.Transact(ctx, func(tx *gorm.DB) error {
+	err := s.configChange(ctx, func(tx *gorm.DB) error {
 		row, err := s.connectorRow(tx, dir, id)
 		if err != nil {
 			return err
@@ -329,7 +329,7 @@ func (s *Store) SetConnectorEnabled(ctx context.Context, actor Actor, dir connec
 // DeleteConnector removes a connector; it stops carrying mail at once. Its
 // revisions stay in the database for the audit trail.
 func (s *Store) DeleteConnector(ctx context.Context, actor Actor, dir connector.Direction, id int64) error {
-	return s.Transact(ctx, func(tx *gorm.DB) error {
+	return s.configChange(ctx, func(tx *gorm.DB) error {
 		row, err := s.connectorRow(tx, dir, id)
 		if err != nil {
 			return err
@@ -428,7 +428,7 @@ var ErrNotValidated = errors.New("this revision has not passed validation; valid
 
 // MarkValidated records that a revision passed validation.
 func (s *Store) MarkValidated(ctx context.Context, actor Actor, dir connector.Direction, id int64, revision int) error {
-	return s.Transact(ctx, func(tx *gorm.DB) error {
+	return s.configChange(ctx, func(tx *gorm.DB) error {
 		row, err := s.connectorRow(tx, dir, id)
 		if err != nil {
 			return err
@@ -450,7 +450,7 @@ func (s *Store) MarkValidated(ctx context.Context, actor Actor, dir connector.Di
 // is one row update, so the relay sees either the old revision or the new
 // one, never a mix.
 func (s *Store) Activate(ctx context.Context, actor Actor, dir connector.Direction, id int64, revision int) (*Connector, error) {
-	err := s.Transact(ctx, func(tx *gorm.DB) error {
+	err := s.configChange(ctx, func(tx *gorm.DB) error {
 		row, err := s.connectorRow(tx, dir, id)
 		if err != nil {
 			return err

@@ -47,7 +47,7 @@ func (s *Store) CreateAcceptedDomain(ctx context.Context, actor Actor, domain st
 		return nil, errs
 	}
 	row := &AcceptedDomain{Domain: d, DomainType: typ}
-	err := s.Transact(ctx, func(tx *gorm.DB) error {
+	err := s.configChange(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(row).Error; err != nil {
 			if isUniqueViolation(err) {
 				return &ConflictError{Field: "domain", Message: fmt.Sprintf("%s is already an accepted domain", d)}
@@ -87,7 +87,7 @@ func (s *Store) GetAcceptedDomain(ctx context.Context, id int64) (*AcceptedDomai
 
 // DeleteAcceptedDomain removes an accepted domain.
 func (s *Store) DeleteAcceptedDomain(ctx context.Context, actor Actor, id int64) error {
-	return s.Transact(ctx, func(tx *gorm.DB) error {
+	return s.configChange(ctx, func(tx *gorm.DB) error {
 		var d AcceptedDomain
 		err := tx.Take(&d, id).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -59,7 +59,9 @@ type Store struct {
 	db      *gorm.DB
 	dialect Dialect
 	path    string // SQLite file, for the migration lock
+	url     string // PostgreSQL URL, for LISTEN
 	log     *slog.Logger
+	changes changeHub
 }
 
 // SQLiteFile is the name of the embedded database in the data directory.
@@ -90,7 +92,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.dialect, s.path = SQLite, filepath.Join(opts.DataDir, SQLiteFile)
 		dialector = sqlite.Open(sqliteDSN(s.path))
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
-		s.dialect = Postgres
+		s.dialect, s.url = Postgres, u
 		dialector = postgres.Open(u)
 	default:
 		return nil, errors.New("open database: DATABASE_URL must start with postgres:// (or be empty for the embedded SQLite database)")

@@ -1,0 +1,90 @@
+// Package liveconfig keeps the routing index the relay uses up to date. It
+// builds a routing.Index from the store at start, and rebuilds it when a
+// connector or accepted domain changes: at once for changes made in this
+// process, and through PostgreSQL LISTEN/NOTIFY for changes made by any
+// other process sharing the database. Readers take the current index with
+// one atomic load, so a message sees one consistent configuration and no
+// database round trip is needed per message.
+package liveconfig
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/routing"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// SafetyReload is how often the index is rebuilt even without a change
+// signal, in case a notification was lost.
+const SafetyReload = 30 * time.Second
+
+// Config holds the current routing index.
+type Config struct {
+	st      *store.Store
+	log     *slog.Logger
+	current atomic.Pointer[routing.Index]
+	kick    chan struct{}
+	loads   atomic.Int64
+	version atomic.Int64
+}
+
+// Load builds the first index; Run keeps it current.
+func Load(ctx context.Context, st *store.Store, log *slog.Logger) (*Config, error) {
+	c := &Config{st: st, log: log, kick: make(chan struct{}, 1)}
+	if err := c.reload(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Index returns the current index. It never returns nil after Load.
+func (c *Config) Index() *routing.Index { return c.current.Load() }
+
+// Version counts the indexes built so far.
+func (c *Config) Version() int64 { return c.version.Load() }
+
+// Reload asks for a rebuild soon (coalesced).
+func (c *Config) Reload() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Config) reload(ctx context.Context) error {
+	cfg, err := c.st.RoutingConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("load routing configuration: %w", err)
+	}
+	c.current.Store(routing.Build(cfg))
+	c.version.Add(1)
+	in, out := c.current.Load().Counts()
+	c.log.Debug("routing index rebuilt", "inbound", in, "outbound", out, "accepted_domains", len(cfg.AcceptedDomains))
+	return nil
+}
+
+// Run rebuilds the index on every change signal until ctx ends.
+func (c *Config) Run(ctx context.Context) {
+	local, unsubscribe := c.st.SubscribeChanges()
+	defer unsubscribe()
+	go c.st.ListenChanges(ctx, c.Reload)
+	ticker := time.NewTicker(SafetyReload)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-local:
+		case <-c.kick:
+		case <-ticker.C:
+		}
+		if err := c.reload(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("routing index not rebuilt; the previous one stays in use", "err", err)
+			time.AfterFunc(time.Second, c.Reload)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package queue
+
+type messageRow struct {
+	ID                 int64 `gorm:"primaryKey"`
+	UID                string
+	ReceivedAt         int64
+	Status             Status
+	ClientIP           string
+	Helo               string
+	TLSVersion         string
+	TLSCipher          string
+	ClientCert         string
+	Sender             string
+	MessageIDHeader    string
+	Size               int64
+	InboundConnectorID *int64
+	InboundConnector   string
+	InboundRevision    *int
+	Attribution        string
+	Reply              string
+	NextAttemptAt      *int64
+	ExpiresAt          *int64
+	Attempts           int
+	LeaseOwner         *string
+	LeaseUntil         *int64
+	UpdatedAt          int64
+}
+
+func (messageRow) TableName() string { return "messages" }
+
+type bodyRow struct {
+	MessageID int64 `gorm:"primaryKey;autoIncrement:false"`
+	Data      []byte
+}
+
+func (bodyRow) TableName() string { return "message_bodies" }
+
+type recipientRow struct {
+	ID          int64 `gorm:"primaryKey"`
+	MessageID   int64
+	Address     string
+	Status      Status
+	ConnectorID *int64
+	Connector   string
+	RouteReason string
+	Attempts    int
+	LastReply   string
+	UpdatedAt   int64
+}
+
+func (recipientRow) TableName() string { return "message_recipients" }
+
+type eventRow struct {
+	ID        int64 `gorm:"primaryKey"`
+	MessageID int64
+	At        int64
+	Type      string
+	Detail    string
+}
+
+func (eventRow) TableName() string { return "message_events" }

@@ -1,0 +1,227 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// ErrClosed is returned by Enqueue after Close.
+var ErrClosed = errors.New("queue writer is closed")
+
+// Batch limits for one group commit.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 32 << 20
+	traceBacklog  = 4096 // rejected-message traces waiting; beyond it they are counted and dropped
+)
+
+type request struct {
+	m    *Message
+	done chan error // nil: trace only, nobody waits
+}
+
+// Writer commits messages to the queue in groups. It is safe for
+// concurrent use.
+type Writer struct {
+	st   *store.Store
+	log  *slog.Logger
+	reqs chan request
+	wg   sync.WaitGroup
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	mu        sync.RWMutex // held for reading while sending on reqs
+
+	droppedTraces atomic.Int64
+	batches       atomic.Int64
+	committed     atomic.Int64
+}
+
+// NewWriter starts a Writer with committers group-committing to st.
+func NewWriter(st *store.Store, log *slog.Logger) *Writer {
+	w := &Writer{st: st, log: log, reqs: make(chan request, traceBacklog), closed: make(chan struct{})}
+	n := 1
+	if st.Dialect() == store.Postgres {
+		n = 3 // overlap one commit's fsync with the next batch's inserts
+	}
+	for range n {
+		w.wg.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+// Enqueue commits m durably; when it returns nil the message survives a
+// crash. The caller may answer 250 only after that.
+func (w *Writer) Enqueue(ctx context.Context, m *Message) error {
+	done := make(chan error, 1)
+	w.mu.RLock()
+	select {
+	case <-w.closed:
+		w.mu.RUnlock()
+		return ErrClosed
+	default:
+	}
+	select {
+	case w.reqs <- request{m: m, done: done}:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	// Once handed over, the commit happens whatever the caller's context
+	// does; wait for its outcome so that a 250 is never sent early.
+	return <-done
+}
+
+// Trace records a rejected message without waiting. When the database
+// falls far behind, traces beyond the backlog are dropped and counted.
+func (w *Writer) Trace(m *Message) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	select {
+	case <-w.closed:
+		w.droppedTraces.Add(1)
+		return
+	default:
+	}
+	select {
+	case w.reqs <- request{m: m}:
+	default:
+		if n := w.droppedTraces.Add(1); n == 1 || n%1000 == 0 {
+			w.log.Warn("trace backlog full; rejected-message traces dropped", "dropped_total", n)
+		}
+	}
+}
+
+// Stats reports counters for metrics and tests.
+func (w *Writer) Stats() (batches, committed, droppedTraces int64) {
+	return w.batches.Load(), w.committed.Load(), w.droppedTraces.Load()
+}
+
+// Close stops accepting work, commits what is waiting and returns.
+func (w *Writer) Close() {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		close(w.closed)
+		close(w.reqs)
+		w.mu.Unlock()
+		w.wg.Wait()
+	})
+}
+
+func (w *Writer) run() {
+	defer w.wg.Done()
+	for first := range w.reqs {
+		batch := []request{first}
+		size := len(first.m.Body)
+	fill:
+		for len(batch) < maxBatch && size < maxBatchBytes {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+				size += len(r.m.Body)
+			default:
+				break fill
+			}
+		}
+		err := w.commit(batch)
+		if err != nil {
+			w.log.Error("queue commit failed", "messages", len(batch), "err", err)
+		}
+		for _, r := range batch {
+			if r.done != nil {
+				r.done <- err
+			}
+		}
+	}
+}
+
+// commit inserts a batch in one transaction, retrying a few times on a
+// transient failure (SQLite busy, a dropped PostgreSQL connection).
+func (w *Writer) commit(batch []request) error {
+	var err error
+	for attempt := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = w.st.Transact(ctx, func(tx *gorm.DB) error { return insertBatch(tx, batch) })
+		cancel()
+		if err == nil {
+			w.batches.Add(1)
+			w.committed.Add(int64(len(batch)))
+			return nil
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+	return fmt.Errorf("commit %d messages: %w", len(batch), err)
+}
+
+func insertBatch(tx *gorm.DB, batch []request) error {
+	now := Micros(time.Now())
+	rows := make([]messageRow, len(batch))
+	for i, r := range batch {
+		m := r.m
+		row := messageRow{
+			UID: m.UID, ReceivedAt: Micros(m.ReceivedAt), Status: m.Status, ClientIP: m.ClientIP, Helo: m.Helo,
+			TLSVersion: m.TLSVersion, TLSCipher: m.TLSCipher, ClientCert: m.ClientCert, Sender: m.Sender,
+			MessageIDHeader: m.MessageIDHeader, Size: int64(len(m.Body)), InboundConnectorID: m.InboundConnectorID,
+			InboundConnector: m.InboundConnector, InboundRevision: m.InboundRevision, Attribution: m.Attribution,
+			Reply: m.Reply, UpdatedAt: now,
+		}
+		if m.Status == Queued {
+			next := Micros(m.ReceivedAt)
+			row.NextAttemptAt = &next
+			if !m.ExpiresAt.IsZero() {
+				exp := Micros(m.ExpiresAt)
+				row.ExpiresAt = &exp
+			}
+		}
+		rows[i] = row
+	}
+	if err := tx.Create(&rows).Error; err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	var bodies []bodyRow
+	var rcpts []recipientRow
+	var events []eventRow
+	for i, r := range batch {
+		id := rows[i].ID
+		if r.m.Body != nil {
+			bodies = append(bodies, bodyRow{MessageID: id, Data: r.m.Body})
+		}
+		for _, rc := range r.m.Recipients {
+			rcpts = append(rcpts, recipientRow{MessageID: id, Address: rc.Address, Status: rc.Status, ConnectorID: rc.ConnectorID,
+				Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply, UpdatedAt: now})
+		}
+		for _, e := range r.m.Events {
+			events = append(events, eventRow{MessageID: id, At: Micros(e.At), Type: e.Type, Detail: e.Detail})
+		}
+	}
+	if len(bodies) > 0 {
+		if err := tx.CreateInBatches(&bodies, 64).Error; err != nil {
+			return fmt.Errorf("insert bodies: %w", err)
+		}
+	}
+	if len(rcpts) > 0 {
+		if err := tx.CreateInBatches(&rcpts, 500).Error; err != nil {
+			return fmt.Errorf("insert recipients: %w", err)
+		}
+	}
+	if len(events) > 0 {
+		if err := tx.CreateInBatches(&events, 500).Error; err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	return nil
+}

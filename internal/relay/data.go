@@ -1,0 +1,120 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+)
+
+var (
+	errLineTooLong = errors.New("line too long")
+	errTooManyHops = errors.New("too many Received headers")
+)
+
+// contentInfo is what the relay reads from the header section on the way.
+type contentInfo struct {
+	Hops      int    // Received: header fields
+	MessageID string // the Message-ID field, trimmed
+}
+
+// readContent copies message data from r into out, normalizing line
+// endings: CRLF stays, a bare LF and a bare CR each become CRLF. The
+// message is therefore stored, and later relayed, with one unambiguous
+// line ending, so no end-of-data variant (<LF>.<LF>, <CR>.<CR>,
+// <LF>.<CR><LF>) can be smuggled past the next hop: a "." line inside the
+// content is dot-stuffed like any other when it is sent on. It refuses
+// lines longer than maxLine bytes and more than maxHops Received fields.
+func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int) (contentInfo, error) {
+	var (
+		info      contentInfo
+		buf       = make([]byte, 32<<10)
+		pendingCR bool
+		lineStart = out.Len()
+		inHeader  = true
+		lastField string // header field the current line continues
+	)
+	endLine := func() error {
+		line := out.Bytes()[lineStart:]
+		out.WriteString("\r\n")
+		if inHeader {
+			switch {
+			case len(line) == 0:
+				inHeader = false
+			case line[0] == ' ' || line[0] == '\t':
+				if lastField == "message-id" && len(info.MessageID) < 998 {
+					info.MessageID = strings.TrimSpace(info.MessageID + " " + strings.TrimSpace(string(line)))
+				}
+			default:
+				name, value, ok := bytes.Cut(line, []byte(":"))
+				if !ok {
+					inHeader = false // not a header line: the body starts here
+					break
+				}
+				lastField = strings.ToLower(strings.TrimSpace(string(name)))
+				switch lastField {
+				case "received":
+					info.Hops++
+					if info.Hops > maxHops {
+						return errTooManyHops
+					}
+				case "message-id":
+					if info.MessageID == "" {
+						info.MessageID = strings.TrimSpace(string(value))
+					}
+				}
+			}
+		}
+		lineStart = out.Len()
+		return nil
+	}
+	for {
+		n, rerr := r.Read(buf)
+		chunk := buf[:n]
+		for len(chunk) > 0 {
+			if pendingCR {
+				pendingCR = false
+				if chunk[0] == '\n' {
+					chunk = chunk[1:]
+				}
+				if err := endLine(); err != nil {
+					return info, err
+				}
+				continue
+			}
+			i := bytes.IndexAny(chunk, "\r\n")
+			run := chunk
+			if i >= 0 {
+				run = chunk[:i]
+			}
+			if out.Len()-lineStart+len(run) > maxLine {
+				return info, errLineTooLong
+			}
+			out.Write(run)
+			if i < 0 {
+				break
+			}
+			if chunk[i] == '\r' {
+				pendingCR = true
+				chunk = chunk[i+1:]
+				continue
+			}
+			chunk = chunk[i+1:] // a bare LF
+			if err := endLine(); err != nil {
+				return info, err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return info, rerr
+		}
+	}
+	if pendingCR || out.Len() > lineStart {
+		if err := endLine(); err != nil {
+			return info, err
+		}
+	}
+	return info, nil
+}

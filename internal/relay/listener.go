@@ -1,0 +1,86 @@
+package relay
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// limitListener caps connections in total and per client IP. A connection
+// over a cap gets "421 4.7.0" and is closed before go-smtp sees it.
+type limitListener struct {
+	net.Listener
+	max, perIP int
+	hostname   string
+	log        *slog.Logger
+
+	mu    sync.Mutex
+	total int
+	per   map[netip.Addr]int
+}
+
+func newLimitListener(ln net.Listener, max, perIP int, hostname string, log *slog.Logger) *limitListener {
+	return &limitListener{Listener: ln, max: max, perIP: perIP, hostname: hostname, log: log, per: map[netip.Addr]int{}}
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		l.mu.Lock()
+		var refuse *Reply
+		switch {
+		case l.total >= l.max:
+			refuse = &replyTooManyConns
+		case l.per[ip] >= l.perIP:
+			refuse = &replyTooManyFromIP
+		default:
+			l.total++
+			l.per[ip]++
+		}
+		l.mu.Unlock()
+		if refuse != nil {
+			l.log.Warn("connection refused by limit", "client_ip", ip.String(), "reply", refuse.String())
+			go func() {
+				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_, _ = c.Write([]byte(refuse.String() + "\r\n"))
+				_ = c.Close()
+			}()
+			continue
+		}
+		return &countedConn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+func (l *limitListener) release(ip netip.Addr) {
+	l.mu.Lock()
+	l.total--
+	if l.per[ip]--; l.per[ip] <= 0 {
+		delete(l.per, ip)
+	}
+	l.mu.Unlock()
+}
+
+type countedConn struct {
+	net.Conn
+	l    *limitListener
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.release(c.ip) })
+	return c.Conn.Close()
+}

@@ -1,0 +1,170 @@
+// Package relay is flowgate's receiving SMTP relay (SPEC 3.1–3.4, 3.8),
+// built on emersion/go-smtp. For every session it learns the client's
+// facts (IP, TLS, a verified client certificate), attributes each message
+// to an inbound connector through the live routing index, enforces the
+// connector's restrictions and relay authorization at the earliest command
+// where the facts are known, normalizes and size-limits the content, and
+// answers 250 only after the queue has committed the message. Every
+// accepted or refused message leaves a trace.
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/flowgate/flowgate/internal/liveconfig"
+	"github.com/flowgate/flowgate/internal/queue"
+)
+
+// Config are the relay's settings; every limit is explicit.
+type Config struct {
+	Hostname            string
+	MaxMessageBytes     int64
+	MaxRecipients       int
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	CommandTimeout      time.Duration // idle time allowed between commands
+	DataTimeout         time.Duration // idle time allowed while reading DATA
+	MaxCommandLine      int           // bytes in a command line
+	MaxDataLine         int           // bytes in a line of message content
+	MaxHops             int           // Received: fields before a loop is declared
+	QueueLifetime       time.Duration
+	Certificate         tls.Certificate
+	ClientRoots         *x509.CertPool // trusted for client certificates
+}
+
+// Defaults fills the zero limits with flowgate's defaults.
+func (c *Config) Defaults() {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 36700160
+	}
+	if c.MaxRecipients == 0 {
+		c.MaxRecipients = 500
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 1000
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = 50
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = 5 * time.Minute
+	}
+	if c.DataTimeout == 0 {
+		c.DataTimeout = 10 * time.Minute
+	}
+	if c.MaxCommandLine == 0 {
+		c.MaxCommandLine = 2048
+	}
+	if c.MaxDataLine == 0 {
+		c.MaxDataLine = 64 << 10
+	}
+	if c.MaxHops == 0 {
+		c.MaxHops = 50
+	}
+	if c.QueueLifetime == 0 {
+		c.QueueLifetime = 48 * time.Hour
+	}
+}
+
+// Relay is the receiving SMTP server.
+type Relay struct {
+	cfg    Config
+	live   *liveconfig.Config
+	queue  *queue.Writer
+	log    *slog.Logger
+	srv    *smtp.Server
+	closed atomic.Bool
+
+	accepted, rejected atomic.Int64
+}
+
+// New builds a relay; Serve starts it.
+func New(cfg Config, live *liveconfig.Config, q *queue.Writer, log *slog.Logger) *Relay {
+	cfg.Defaults()
+	r := &Relay{cfg: cfg, live: live, queue: q, log: log}
+	s := smtp.NewServer(r)
+	s.Domain = cfg.Hostname
+	s.MaxMessageBytes = cfg.MaxMessageBytes
+	s.MaxRecipients = cfg.MaxRecipients
+	s.MaxLineLength = cfg.MaxCommandLine
+	s.ReadTimeout = cfg.CommandTimeout
+	s.WriteTimeout = time.Minute
+	s.EnableSMTPUTF8 = false
+	s.ErrorLog = errorLog{log}
+	if len(cfg.Certificate.Certificate) > 0 {
+		s.TLSConfig = &tls.Config{
+			Certificates: []tls.Certificate{cfg.Certificate},
+			MinVersion:   tls.VersionTLS12,
+			// Requested, not required, and verified by the session: a
+			// partner with an untrusted certificate still gets TLS.
+			ClientAuth: tls.RequestClientCert,
+		}
+	}
+	r.srv = s
+	return r
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (r *Relay) Serve(ln net.Listener) error {
+	lim := newLimitListener(ln, r.cfg.MaxConnections, r.cfg.MaxConnectionsPerIP, r.cfg.Hostname, r.log)
+	err := r.srv.Serve(lim)
+	if r.closed.Load() {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets sessions in flight finish until ctx ends,
+// then closes the rest.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.closed.Store(true)
+	err := r.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return r.srv.Close()
+	}
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Counts reports messages accepted and refused since start.
+func (r *Relay) Counts() (accepted, rejected int64) { return r.accepted.Load(), r.rejected.Load() }
+
+// NewSession is called by go-smtp at the first HELO/EHLO and again after
+// STARTTLS, so the TLS facts are read here.
+func (r *Relay) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	if r.closed.Load() {
+		return nil, replyShuttingDown.Err()
+	}
+	return newSession(r, c), nil
+}
+
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) { e.log.Debug("smtp", "msg", fmt.Sprintf(format, v...)) }
+func (e errorLog) Println(v ...any)               { e.log.Debug("smtp", "msg", fmt.Sprint(v...)) }
+
+// deadlineReader refreshes the connection's read deadline on every read,
+// so DATA may take long in total but never stall longer than timeout.
+type deadlineReader struct {
+	r       io.Reader
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	_ = d.conn.SetReadDeadline(time.Now().Add(d.timeout))
+	return d.r.Read(p)
+}

@@ -1,0 +1,307 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/flowgate/flowgate/internal/queue"
+	"github.com/flowgate/flowgate/internal/routing"
+)
+
+// session is one SMTP session (until STARTTLS, which starts a new one).
+type session struct {
+	r      *Relay
+	conn   *smtp.Conn
+	log    *slog.Logger
+	ip     netip.Addr
+	client routing.Client
+	tlsVer string
+	cipher string
+	cert   clientCert
+
+	tx *transaction // the message being received, after MAIL FROM
+}
+
+// transaction is the state of one message.
+type transaction struct {
+	uid         string
+	started     time.Time
+	ix          *routing.Index // one index for the whole message
+	from        string         // "" for the null sender
+	fromDomain  string
+	attribution routing.Attribution
+	rcpts       []queue.Recipient
+	events      []queue.Event
+	refused     int // recipients refused
+	done        bool
+}
+
+var uidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func newUID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return uidEncoding.EncodeToString(b[:])
+}
+
+func newSession(r *Relay, c *smtp.Conn) *session {
+	s := &session{r: r, conn: c, ip: remoteIP(c.Conn())}
+	s.client.IP = s.ip
+	if state, ok := c.TLSConnectionState(); ok {
+		s.client.TLS = true
+		s.tlsVer = tls.VersionName(state.Version)
+		s.cipher = tls.CipherSuiteName(state.CipherSuite)
+		s.cert = verifyClientCert(state, r.cfg.ClientRoots)
+		if s.cert.Verified {
+			s.client.CertNames = s.cert.Names
+		}
+	}
+	s.log = r.log.With("client_ip", s.ip.String(), "tls", s.tlsVer)
+	return s
+}
+
+func (s *session) certText() string {
+	switch {
+	case s.cert.Subject == "":
+		return ""
+	case s.cert.Verified:
+		return s.cert.Subject + " (verified)"
+	}
+	return s.cert.Subject + " (not verified: " + s.cert.Problem + ")"
+}
+
+func (s *session) event(typ, format string, args ...any) {
+	if s.tx != nil {
+		s.tx.events = append(s.tx.events, queue.Event{At: time.Now(), Type: typ, Detail: fmt.Sprintf(format, args...)})
+	}
+}
+
+// traceMessage builds the trace record of the current transaction.
+func (s *session) traceMessage(status queue.Status, reply Reply) *queue.Message {
+	tx := s.tx
+	m := &queue.Message{
+		UID: tx.uid, ReceivedAt: tx.started, Status: status, ClientIP: s.ip.String(), Helo: s.conn.Hostname(),
+		TLSVersion: s.tlsVer, TLSCipher: s.cipher, ClientCert: s.certText(), Sender: tx.from,
+		Attribution: tx.attribution.Reason, Reply: reply.String(), Recipients: tx.rcpts, Events: tx.events,
+	}
+	if c := tx.attribution.Connector; c != nil {
+		id, rev := c.ID, c.Revision
+		m.InboundConnectorID, m.InboundConnector, m.InboundRevision = &id, c.Name, &rev
+	}
+	return m
+}
+
+// refuseMessage traces the whole message as rejected and returns the reply.
+func (s *session) refuseMessage(reply Reply, typ, detail string) error {
+	s.event(typ, "%s", detail)
+	s.r.rejected.Add(1)
+	s.log.Info("message rejected", "msg_id", s.tx.uid, "sender", s.tx.from, "connector", s.tx.attribution.Reason, "reply", reply.String(), "detail", detail)
+	s.tx.done = true
+	s.r.queue.Trace(s.traceMessage(queue.Rejected, reply))
+	return reply.Err()
+}
+
+// Mail handles MAIL FROM: the sender's domain is known, so attribution and
+// the connector's restrictions are decided here.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	s.finish()
+	tx := &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index()}
+	s.tx = tx
+	s.event("connect", "client %s helo %q tls %s %s certificate %q", s.ip, s.conn.Hostname(), orNone(s.tlsVer), s.cipher, s.certText())
+	if from != "" {
+		mb, err := parseMailbox(from, true)
+		if err != nil {
+			tx.from = from
+			return s.refuseMessage(replyBadSender, "rejected", fmt.Sprintf("sender %q: %v", from, err))
+		}
+		tx.from, tx.fromDomain = mb.String(), mb.Domain
+	}
+	if opts != nil && opts.Size > s.r.cfg.MaxMessageBytes {
+		return s.refuseMessage(replyTooBig, "rejected", fmt.Sprintf("declared SIZE %d exceeds %d", opts.Size, s.r.cfg.MaxMessageBytes))
+	}
+	tx.attribution = tx.ix.Attribute(s.client, tx.fromDomain)
+	s.event("attributed", "%s", tx.attribution.Reason)
+	if v := tx.attribution.Check(s.client); v != nil {
+		return s.refuseMessage(replyRestriction(v.Reply), "rejected", v.Detail)
+	}
+	return nil
+}
+
+// Rcpt handles RCPT TO: relay authorization per recipient.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	tx := s.tx
+	if tx == nil || tx.done {
+		return Reply{503, [3]int{5, 5, 1}, "Send MAIL FROM first"}.Err()
+	}
+	mb, err := parseMailbox(to, false)
+	if err != nil {
+		tx.refused++
+		reply := replyBadRecipient
+		if errors.Is(err, errIPLiteral) || errors.Is(err, errMultipleAt) {
+			reply = replyRelayDenied
+		}
+		s.event("recipient_rejected", "%q: %v (%s)", to, err, reply)
+		s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", to, "reply", reply.String(), "err", err)
+		return reply.Err()
+	}
+	d := tx.ix.AuthorizeRecipient(tx.attribution, s.client, tx.fromDomain, mb.Domain)
+	if !d.Allowed {
+		tx.refused++
+		s.event("recipient_rejected", "%s: %s (%s)", mb, d.Reason, replyRelayDenied)
+		s.log.Info("relay denied", "msg_id", tx.uid, "rcpt", mb.String(), "reason", d.Reason)
+		return replyRelayDenied.Err()
+	}
+	route := tx.ix.Route(mb.Domain)
+	rc := queue.Recipient{Address: mb.String(), Status: queue.Queued, RouteReason: route.Reason}
+	if route.Connector != nil {
+		id := route.Connector.ID
+		rc.ConnectorID, rc.Connector = &id, route.Connector.Name
+	}
+	tx.rcpts = append(tx.rcpts, rc)
+	s.event("recipient_accepted", "%s: %s; route: %s", mb, d.Reason, route.Reason)
+	return nil
+}
+
+// Data reads, normalizes and stamps the message, and answers 250 only after
+// the queue committed it.
+func (s *session) Data(r io.Reader) error {
+	tx := s.tx
+	if tx == nil || tx.done || len(tx.rcpts) == 0 {
+		return Reply{503, [3]int{5, 5, 1}, "No valid recipients"}.Err()
+	}
+	var body bytes.Buffer
+	body.Grow(64 << 10)
+	s.writeReceived(&body)
+	in := deadlineReader{r: r, conn: s.conn.Conn(), timeout: s.r.cfg.DataTimeout}
+	info, err := readContent(in, &body, s.r.cfg.MaxDataLine, s.r.cfg.MaxHops)
+	if err != nil {
+		var se *smtp.SMTPError
+		switch {
+		case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
+			return s.refuseMessage(replyTooBig, "rejected", fmt.Sprintf("message larger than %d bytes", s.r.cfg.MaxMessageBytes))
+		case errors.Is(err, errTooManyHops):
+			return s.refuseMessage(replyLoop, "rejected", fmt.Sprintf("more than %d Received header fields", s.r.cfg.MaxHops))
+		case errors.Is(err, errLineTooLong):
+			return s.refuseMessage(replyLineTooLong, "rejected", fmt.Sprintf("a line longer than %d bytes", s.r.cfg.MaxDataLine))
+		case isTimeout(err):
+			return s.refuseMessage(replyDataTimeout, "rejected", "timeout reading DATA")
+		}
+		return s.refuseMessage(replyTempFailure, "rejected", "reading DATA: "+err.Error())
+	}
+	reply := replyQueued(tx.uid)
+	s.event("received", "%d bytes, message-id %s, %d recipients", body.Len(), orNone(info.MessageID), len(tx.rcpts))
+	m := s.traceMessage(queue.Queued, reply)
+	m.Body = body.Bytes()
+	m.MessageIDHeader = info.MessageID
+	m.ExpiresAt = tx.started.Add(s.r.cfg.QueueLifetime)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.r.queue.Enqueue(ctx, m); err != nil {
+		s.log.Error("message not queued", "msg_id", tx.uid, "err", err)
+		tx.done = true
+		return replyTempFailure.Err()
+	}
+	tx.done = true
+	s.r.accepted.Add(1)
+	s.log.Info("message queued", "msg_id", tx.uid, "sender", tx.from, "rcpts", len(tx.rcpts), "size", body.Len(), "connector", inboundName(tx.attribution))
+	return reply.Err()
+}
+
+func inboundName(a routing.Attribution) string {
+	if a.Connector == nil {
+		return ""
+	}
+	return a.Connector.Name
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// writeReceived prepends this hop's trace field (RFC 5321 4.4), with the
+// TLS version and cipher.
+func (s *session) writeReceived(b *bytes.Buffer) {
+	proto := "ESMTP"
+	tlsInfo := ""
+	if s.client.TLS {
+		proto = "ESMTPS"
+		tlsInfo = fmt.Sprintf("\r\n\t(version=%s cipher=%s)", s.tlsVer, s.cipher)
+	}
+	if s.cert.Subject != "" {
+		tlsInfo += fmt.Sprintf("\r\n\t(client certificate %s)", sanitize(s.certText(), 200))
+	}
+	ipText := s.ip.String()
+	if s.ip.Is6() {
+		ipText = "IPv6:" + ipText
+	}
+	fmt.Fprintf(b, "Received: from %s ([%s])\r\n\tby %s (flowgate) with %s id %s%s;\r\n\t%s\r\n",
+		sanitize(s.conn.Hostname(), 255), ipText, s.r.cfg.Hostname, proto, s.tx.uid, tlsInfo,
+		time.Now().UTC().Format(time.RFC1123Z))
+}
+
+// sanitize keeps a client-supplied string safe inside a header comment.
+func sanitize(v string, max int) string {
+	var b strings.Builder
+	for _, c := range []byte(v) {
+		if b.Len() >= max {
+			break
+		}
+		if c < 0x21 || c > 0x7e || c == '(' || c == ')' || c == '\\' {
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+	if b.Len() == 0 {
+		return "unknown"
+	}
+	return b.String()
+}
+
+// finish traces a transaction that ended without a message being accepted
+// but with recipients refused (for example every recipient was a relay
+// attempt), so that refused mail is never invisible.
+func (s *session) finish() {
+	tx := s.tx
+	s.tx = nil
+	if tx == nil || tx.done || tx.refused == 0 {
+		return
+	}
+	s.tx = tx
+	reply := replyRelayDenied
+	for i := range tx.rcpts {
+		tx.rcpts[i].Status = queue.Rejected
+		tx.rcpts[i].LastReply = "the client ended the transaction without sending the message"
+	}
+	s.r.rejected.Add(1)
+	s.r.queue.Trace(s.traceMessage(queue.Rejected, reply))
+	s.tx = nil
+}
+
+// Reset is RSET (and the end of each message).
+func (s *session) Reset() { s.finish() }
+
+// Logout is QUIT or the end of the connection.
+func (s *session) Logout() error {
+	s.finish()
+	return nil
+}
