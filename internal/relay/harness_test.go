@@ -193,7 +193,7 @@ func send(c *testutil.RawSMTP, from string, rcpts []string, body string) result 
 // traceRow is a row of the messages table.
 type traceRow struct {
 	UID, Status, ClientIP, TLSVersion, TLSCipher, ClientCert, Sender, InboundConnector, Attribution, Reply, MessageIDHeader string
-	Size                                                                                                                 int64
+	Size                                                                                                                    int64
 }
 
 func (h *harness) traces() []traceRow {

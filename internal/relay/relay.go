@@ -153,8 +153,10 @@ func (r *Relay) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 type errorLog struct{ log *slog.Logger }
 
-func (e errorLog) Printf(format string, v ...any) { e.log.Debug("smtp", "msg", fmt.Sprintf(format, v...)) }
-func (e errorLog) Println(v ...any)               { e.log.Debug("smtp", "msg", fmt.Sprint(v...)) }
+func (e errorLog) Printf(format string, v ...any) {
+	e.log.Debug("smtp", "msg", fmt.Sprintf(format, v...))
+}
+func (e errorLog) Println(v ...any) { e.log.Debug("smtp", "msg", fmt.Sprint(v...)) }
 
 // deadlineReader refreshes the connection's read deadline on every read,
 // so DATA may take long in total but never stall longer than timeout.
