@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -49,14 +50,28 @@ func (s *Store) announce() {
 	}
 }
 
-// notifyInTx queues a PostgreSQL notification that is delivered to other
-// processes when tx commits, and never if it rolls back.
+// notifyInTx bumps the configuration epoch and, on PostgreSQL, queues a
+// notification; both reach other processes when tx commits, and never if
+// it rolls back.
 func (s *Store) notifyInTx(tx *gorm.DB) error {
+	if err := tx.Exec("UPDATE config_epoch SET epoch = epoch + 1 WHERE id = 1").Error; err != nil {
+		return fmt.Errorf("bump configuration epoch: %w", err)
+	}
 	if s.dialect != Postgres {
 		return nil
 	}
 	return tx.Exec("SELECT pg_notify(?, '')", configChannel).Error
 }
+
+// ConfigEpoch returns the configuration change counter.
+func (s *Store) ConfigEpoch(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw("SELECT epoch FROM config_epoch WHERE id = 1").Scan(&n).Error
+	return n, err
+}
+
+// EpochPoll is how often ListenChanges polls the epoch on SQLite.
+const EpochPoll = 250 * time.Millisecond
 
 // configChange runs fn in a transaction that also notifies other processes,
 // and announces the change in this process after the commit.
@@ -76,10 +91,11 @@ func (s *Store) configChange(ctx context.Context, fn func(tx *gorm.DB) error) er
 // ListenChanges calls fn whenever another process (or this one) commits a
 // configuration change, until ctx ends. On PostgreSQL it holds a LISTEN
 // connection and reconnects after errors, calling fn after each reconnect
-// since notifications may have been missed. On SQLite (one process) it
-// returns at once: in-process changes arrive through SubscribeChanges.
+// since notifications may have been missed. On SQLite it polls the
+// configuration epoch every EpochPoll.
 func (s *Store) ListenChanges(ctx context.Context, fn func()) {
 	if s.dialect != Postgres {
+		s.pollEpoch(ctx, fn)
 		return
 	}
 	backoff := 100 * time.Millisecond
@@ -112,6 +128,25 @@ func (s *Store) listenOnce(ctx context.Context, fn func()) error {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return err
 		}
+		fn()
+	}
+}
+
+func (s *Store) pollEpoch(ctx context.Context, fn func()) {
+	last, _ := s.ConfigEpoch(ctx)
+	t := time.NewTicker(EpochPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.ConfigEpoch(ctx)
+		if err != nil || n == last {
+			continue
+		}
+		last = n
 		fn()
 	}
 }

@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/textproto"
+	"time"
+)
+
+// sender is an error-returning SMTP client: after a crash, failures are
+// expected and counted, not fatal.
+type sender struct {
+	conn net.Conn
+	tp   *textproto.Conn
+}
+
+func dialSMTP(src, addr string) (*sender, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &sender{conn: c, tp: textproto.NewConn(c)}
+	if _, _, err := s.read(220); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := s.cmd(250, "EHLO e2e.test"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *sender) read(want int) (int, string, error) {
+	_ = s.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return s.tp.ReadResponse(want)
+}
+
+func (s *sender) cmd(want int, format string, args ...any) error {
+	_ = s.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := s.tp.PrintfLine(format, args...); err != nil {
+		return err
+	}
+	_, _, err := s.read(want)
+	return err
+}
+
+// mail sends one message; it returns the final reply code and text.
+func (s *sender) mail(from, to, body string) (int, string, error) {
+	if err := s.cmd(250, "MAIL FROM:<%s>", from); err != nil {
+		return 0, "", err
+	}
+	if err := s.cmd(250, "RCPT TO:<%s>", to); err != nil {
+		return 0, "", err
+	}
+	if err := s.cmd(354, "DATA"); err != nil {
+		return 0, "", err
+	}
+	w := s.tp.DotWriter()
+	if _, err := fmt.Fprint(w, body); err != nil {
+		return 0, "", err
+	}
+	if err := w.Close(); err != nil {
+		return 0, "", err
+	}
+	return s.read(250)
+}
+
+func (s *sender) close() {
+	_ = s.tp.PrintfLine("QUIT")
+	s.conn.Close()
+}
