@@ -17,6 +17,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/relay"
@@ -82,6 +83,20 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Certificate:         cert,
 		ClientRoots:         clientRoots,
 	}, live, writer, log.With("component", "relay"))
+	outboundRoots, err := relay.CertPool(cfg.OutboundCA)
+	if err != nil {
+		return fmt.Errorf("FLOWGATE_OUTBOUND_CA: %w", err)
+	}
+	client := &delivery.Client{Hostname: cfg.Hostname, Roots: outboundRoots, Resolver: &delivery.Resolver{Server: cfg.DNSServer}}
+	defer client.Close()
+	workers := queue.NewWorkers(st, live, client, writer, queue.WorkerConfig{
+		Hostname: cfg.Hostname, RetrySchedule: cfg.RetrySchedule,
+	}, log.With("component", "delivery"))
+	workersCtx, stopWorkers := context.WithCancel(context.Background())
+	workersDone := make(chan struct{})
+	go func() { workers.Run(workersCtx, 20*time.Second); close(workersDone) }()
+	defer func() { stopWorkers(); <-workersDone }()
+
 	smtpLn, err := net.Listen("tcp", cfg.SMTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.SMTPAddr, err)
@@ -124,6 +139,8 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err := rl.Shutdown(shutdownCtx); err != nil {
 		log.Warn("relay shutdown", "err", err)
 	}
+	stopWorkers()
+	<-workersDone
 	writer.Close()
 	stopRun()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"testing"
 	"time"
 )
 
@@ -70,4 +71,29 @@ func (s *sender) mail(from, to, body string) (int, string, error) {
 func (s *sender) close() {
 	_ = s.tp.PrintfLine("QUIT")
 	s.conn.Close()
+}
+
+// waitAccepted waits (up to the one second the live configuration promises,
+// with margin) until the relay accepts a recipient.
+func waitAccepted(t testing.TB, p *proc, rcpt string) {
+	t.Helper()
+	s, err := dialSMTP("127.0.0.2", p.SMTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_ = s.cmd(250, "RSET")
+		if err := s.cmd(250, "MAIL FROM:<probe@e2e.test>"); err != nil {
+			t.Fatal(err)
+		}
+		if s.cmd(250, "RCPT TO:<%s>", rcpt) == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay does not accept %s within 2s of the change", rcpt)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -41,6 +41,8 @@ type Writer struct {
 	closed    chan struct{}
 	mu        sync.RWMutex // held for reading while sending on reqs
 
+	onCommit atomic.Pointer[func()] // wakes the delivery workers
+
 	droppedTraces atomic.Int64
 	batches       atomic.Int64
 	committed     atomic.Int64
@@ -140,6 +142,8 @@ func (w *Writer) run() {
 		err := w.commit(batch)
 		if err != nil {
 			w.log.Error("queue commit failed", "messages", len(batch), "err", err)
+		} else if f := w.onCommit.Load(); f != nil {
+			(*f)()
 		}
 		for _, r := range batch {
 			if r.done != nil {
