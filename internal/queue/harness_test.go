@@ -1,0 +1,221 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/delivery"
+	"github.com/flowgate/flowgate/internal/liveconfig"
+	"github.com/flowgate/flowgate/internal/queue"
+	"github.com/flowgate/flowgate/internal/relay"
+	"github.com/flowgate/flowgate/internal/routing"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil"
+)
+
+var admin = store.Actor{Kind: "user", Name: "admin@contoso.com"}
+
+// pipeline is the whole path: relay → queue → workers → delivery client,
+// over a real store, with a test CA, a test DNS server and real sinks.
+type pipeline struct {
+	t     testing.TB
+	st    *store.Store
+	live  *liveconfig.Config
+	relay string // SMTP address
+	ca    *testutil.CA
+	dns   *testutil.DNS
+}
+
+type pipelineOpts struct {
+	lifetime time.Duration
+	retry    []time.Duration
+}
+
+func newPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) *pipeline {
+	t.Helper()
+	p := &pipeline{t: t, st: testutil.OpenStore(t, e), ca: testutil.NewCA(t, "Test CA"), dns: testutil.NewDNS(t)}
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	var err error
+	p.live, err = liveconfig.Load(ctx, p.st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.live.Run(ctx)
+	w := queue.NewWriter(p.st, log)
+	if o.retry == nil {
+		o.retry = []time.Duration{100 * time.Millisecond}
+	}
+	client := &delivery.Client{Hostname: "gw.flowgate.test", Roots: p.ca.Pool(), Resolver: &delivery.Resolver{Server: p.dns.Addr}, DialTimeout: 2 * time.Second}
+	wk := queue.NewWorkers(p.st, p.live, client, w, queue.WorkerConfig{Hostname: "gw.flowgate.test", RetrySchedule: o.retry, Poll: 100 * time.Millisecond}, log)
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	go func() { wk.Run(wctx, 2*time.Second); close(wdone) }()
+	rl := relay.New(relay.Config{Hostname: "gw.flowgate.test", QueueLifetime: o.lifetime}, p.live, w, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.relay = ln.Addr().String()
+	go rl.Serve(ln)
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = rl.Shutdown(sctx)
+		wcancel()
+		<-wdone
+		w.Close()
+		client.Close()
+		cancel()
+	})
+	return p
+}
+
+func (p *pipeline) change(fn func()) {
+	p.t.Helper()
+	before := p.live.Version()
+	fn()
+	deadline := time.Now().Add(3 * time.Second)
+	for p.live.Version() <= before {
+		if time.Now().After(deadline) {
+			p.t.Fatal("routing index not rebuilt")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (p *pipeline) accepted(domains ...string) {
+	p.t.Helper()
+	for _, d := range domains {
+		p.change(func() {
+			if _, err := p.st.CreateAcceptedDomain(context.Background(), admin, d, routing.Authoritative); err != nil {
+				p.t.Fatal(err)
+			}
+		})
+	}
+}
+
+func (p *pipeline) outbound(spec *connector.OutboundSpec) int64 {
+	p.t.Helper()
+	ctx := context.Background()
+	var id int64
+	p.change(func() {
+		c, err := p.st.CreateConnector(ctx, admin, spec, true)
+		if err != nil {
+			p.t.Fatalf("create connector: %v", err)
+		}
+		id = c.ID
+		if err := p.st.MarkValidated(ctx, admin, connector.Outbound, id, 1); err != nil {
+			p.t.Fatal(err)
+		}
+		if _, err := p.st.Activate(ctx, admin, connector.Outbound, id, 1); err != nil {
+			p.t.Fatal(err)
+		}
+	})
+	return id
+}
+
+// submit sends one message through the relay from the on-premises-like
+// address 127.0.0.1 and returns its queue id.
+func (p *pipeline) submit(from string, rcpts []string, subject string) string {
+	p.t.Helper()
+	c := testutil.NewRawSMTP(p.t, "127.0.0.1", p.relay)
+	c.Cmd("EHLO client.test")
+	if code, text := c.Cmd("MAIL FROM:<%s>", from); code != 250 {
+		p.t.Fatalf("MAIL: %d %s", code, text)
+	}
+	for _, r := range rcpts {
+		if code, text := c.Cmd("RCPT TO:<%s>", r); code != 250 {
+			p.t.Fatalf("RCPT %s: %d %s", r, code, text)
+		}
+	}
+	c.Cmd("DATA")
+	c.Send("Subject: %s\r\nMessage-ID: <%d@client.test>\r\n\r\nbody of %s\r\n.\r\n", subject, time.Now().UnixNano(), subject)
+	code, text := c.Read()
+	if code != 250 {
+		p.t.Fatalf("DATA: %d %s", code, text)
+	}
+	c.Cmd("QUIT")
+	return text[strings.LastIndex(text, " ")+1:]
+}
+
+type rcptRow struct {
+	Address, Status, Connector, RouteReason, LastReply string
+	Attempts                                           int
+}
+
+func (p *pipeline) recipient(uid, addr string) rcptRow {
+	p.t.Helper()
+	var r rcptRow
+	err := p.st.DB().Raw(`SELECT r.address, r.status, r.connector, r.route_reason, r.last_reply, r.attempts
+		FROM message_recipients r JOIN messages m ON m.id = r.message_id WHERE m.uid = ? AND r.address = ?`, uid, addr).Scan(&r).Error
+	if err != nil || r.Address == "" {
+		p.t.Fatalf("recipient %s of %s: %v", addr, uid, err)
+	}
+	return r
+}
+
+// waitStatus polls until the recipient reaches status.
+func (p *pipeline) waitStatus(uid, addr, status string, timeout time.Duration) rcptRow {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := p.recipient(uid, addr)
+		if r.Status == status {
+			return r
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s of %s is %s (%s) after %s, want %s\nevents:\n%s", addr, uid, r.Status, r.LastReply, timeout, status, p.events(uid))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *pipeline) events(uid string) string {
+	var rows []struct{ Type, Detail string }
+	p.st.DB().Raw(`SELECT e.type, e.detail FROM message_events e JOIN messages m ON m.id = e.message_id WHERE m.uid = ? ORDER BY e.id`, uid).Scan(&rows)
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "  %s: %s\n", r.Type, r.Detail)
+	}
+	return b.String()
+}
+
+func (p *pipeline) messageStatus(uid string) string {
+	var s string
+	p.st.DB().Raw(`SELECT status FROM messages WHERE uid = ?`, uid).Scan(&s)
+	return s
+}
+
+func onPrem(name string) connector.Common {
+	return connector.Common{Name: name, ConnectorType: connector.OnPremises}
+}
+
+func partnerOut(name string) connector.Common {
+	return connector.Common{Name: name, ConnectorType: connector.Partner}
+}
+
+// relayFromHere lets 127.0.0.1 relay, as the organization's own server, for
+// senders in contoso.com.
+func (p *pipeline) relayFromHere() {
+	p.t.Helper()
+	ctx := context.Background()
+	p.change(func() {
+		c, err := p.st.CreateConnector(ctx, admin, &connector.InboundSpec{Common: onPrem("Our server"), SenderIPAddresses: []string{"127.0.0.1"}}, true)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if err := p.st.MarkValidated(ctx, admin, connector.Inbound, c.ID, 1); err != nil {
+			p.t.Fatal(err)
+		}
+		if _, err := p.st.Activate(ctx, admin, connector.Inbound, c.ID, 1); err != nil {
+			p.t.Fatal(err)
+		}
+	})
+}
