@@ -35,6 +35,7 @@ type pipeline struct {
 type pipelineOpts struct {
 	lifetime time.Duration
 	retry    []time.Duration
+	mxPort   int
 }
 
 func newPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) *pipeline {
@@ -52,7 +53,7 @@ func newPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) *pipeline {
 	if o.retry == nil {
 		o.retry = []time.Duration{100 * time.Millisecond}
 	}
-	client := &delivery.Client{Hostname: "gw.flowgate.test", Roots: p.ca.Pool(), Resolver: &delivery.Resolver{Server: p.dns.Addr}, DialTimeout: 2 * time.Second}
+	client := &delivery.Client{Hostname: "gw.flowgate.test", Roots: p.ca.Pool(), Resolver: &delivery.Resolver{Server: p.dns.Addr}, DialTimeout: 2 * time.Second, Port: o.mxPort}
 	wk := queue.NewWorkers(p.st, p.live, client, w, queue.WorkerConfig{Hostname: "gw.flowgate.test", RetrySchedule: o.retry, Poll: 100 * time.Millisecond}, log)
 	wctx, wcancel := context.WithCancel(context.Background())
 	wdone := make(chan struct{})
