@@ -82,7 +82,7 @@ func (p *pipeline) change(fn func()) {
 	p.t.Helper()
 	before := p.live.Version()
 	fn()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for p.live.Version() <= before {
 		if time.Now().After(deadline) {
 			p.t.Fatal("routing index not rebuilt")

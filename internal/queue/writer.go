@@ -43,6 +43,7 @@ type Writer struct {
 
 	onCommit atomic.Pointer[func()] // wakes the delivery workers
 
+	pending       atomic.Int64 // handed over, not yet committed or failed
 	droppedTraces atomic.Int64
 	batches       atomic.Int64
 	committed     atomic.Int64
@@ -75,6 +76,7 @@ func (w *Writer) Enqueue(ctx context.Context, m *Message) error {
 	}
 	select {
 	case w.reqs <- request{m: m, done: done}:
+		w.pending.Add(1)
 		w.mu.RUnlock()
 	case <-ctx.Done():
 		w.mu.RUnlock()
@@ -96,13 +98,28 @@ func (w *Writer) Trace(m *Message) {
 		return
 	default:
 	}
+	w.pending.Add(1)
 	select {
 	case w.reqs <- request{m: m}:
 	default:
+		w.pending.Add(-1)
 		if n := w.droppedTraces.Add(1); n == 1 || n%1000 == 0 {
 			w.log.Warn("trace backlog full; rejected-message traces dropped", "dropped_total", n)
 		}
 	}
+}
+
+// Sync waits until everything handed to the writer so far — including
+// traces, which nobody waits for — has been committed (or has failed).
+func (w *Writer) Sync(ctx context.Context) error {
+	for w.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Stats reports counters for metrics and tests.
@@ -150,6 +167,7 @@ func (w *Writer) run() {
 				r.done <- err
 			}
 		}
+		w.pending.Add(-int64(len(batch)))
 	}
 }
 

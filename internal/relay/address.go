@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 
 	"github.com/flowgate/flowgate/internal/connector"
@@ -42,14 +43,36 @@ func parseMailbox(s string, ipLiteralOK bool) (mailbox, error) {
 		if !ipLiteralOK {
 			return mailbox{}, errIPLiteral
 		}
-		if !strings.HasSuffix(domain, "]") || len(domain) > 64 {
+		lit, ok := parseAddressLiteral(domain)
+		if !ok {
 			return mailbox{}, errors.New("malformed IP literal")
 		}
-		return mailbox{Local: local, Domain: strings.ToLower(domain)}, nil
+		return mailbox{Local: local, Domain: lit}, nil
 	}
 	d, err := connector.NormalizeDomain(domain)
 	if err != nil {
 		return mailbox{}, err
 	}
 	return mailbox{Local: local, Domain: d}, nil
+}
+
+// parseAddressLiteral accepts the RFC 5321 address literals "[192.0.2.1]"
+// and "[IPv6:2001:db8::1]" and returns their canonical form.
+func parseAddressLiteral(s string) (string, bool) {
+	if len(s) < 3 || s[0] != '[' || s[len(s)-1] != ']' {
+		return "", false
+	}
+	inner := s[1 : len(s)-1]
+	if v6, ok := strings.CutPrefix(inner, "IPv6:"); ok {
+		a, err := netip.ParseAddr(v6)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", false
+		}
+		return "[IPv6:" + a.String() + "]", true
+	}
+	a, err := netip.ParseAddr(inner)
+	if err != nil || !a.Is4() {
+		return "", false
+	}
+	return "[" + a.String() + "]", true
 }

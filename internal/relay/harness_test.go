@@ -75,10 +75,10 @@ func (h *harness) change(fn func()) {
 	h.t.Helper()
 	before := h.live.Version()
 	fn()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for h.live.Version() <= before {
 		if time.Now().After(deadline) {
-			h.t.Fatal("routing index not rebuilt within 3s")
+			h.t.Fatal("routing index not rebuilt within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -198,8 +198,12 @@ type traceRow struct {
 
 func (h *harness) traces() []traceRow {
 	h.t.Helper()
-	// Rejected traces are written without waiting; give them a moment.
-	time.Sleep(50 * time.Millisecond)
+	// Rejected traces are written without waiting; let them land.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.q.Sync(ctx); err != nil {
+		h.t.Fatal(err)
+	}
 	var rows []traceRow
 	err := h.st.DB().Raw(`SELECT uid, status, client_ip, tls_version, tls_cipher, client_cert, sender, inbound_connector,
 		attribution, reply, message_id_header, size FROM messages ORDER BY id`).Scan(&rows).Error

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/routing"
 )
@@ -38,6 +39,7 @@ type session struct {
 type transaction struct {
 	uid         string
 	started     time.Time
+	helo        string // as it was when the transaction began
 	ix          *routing.Index // one index for the whole message
 	from        string         // "" for the null sender
 	fromDomain  string
@@ -92,7 +94,7 @@ func (s *session) event(typ, format string, args ...any) {
 func (s *session) traceMessage(status queue.Status, reply Reply) *queue.Message {
 	tx := s.tx
 	m := &queue.Message{
-		UID: tx.uid, ReceivedAt: tx.started, Status: status, ClientIP: s.ip.String(), Helo: s.conn.Hostname(),
+		UID: tx.uid, ReceivedAt: tx.started, Status: status, ClientIP: s.ip.String(), Helo: tx.helo,
 		TLSVersion: s.tlsVer, TLSCipher: s.cipher, ClientCert: s.certText(), Sender: tx.from,
 		Attribution: tx.attribution.Reason, Reply: reply.String(), Recipients: tx.rcpts, Events: tx.events,
 	}
@@ -117,24 +119,20 @@ func (s *session) refuseMessage(reply Reply, typ, detail string) error {
 // the connector's restrictions are decided here.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.finish()
-	tx := &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index()}
+	tx := &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
 	s.tx = tx
 	s.event("connect", "client %s helo %q tls %s %s certificate %q", s.ip, s.conn.Hostname(), orNone(s.tlsVer), s.cipher, s.certText())
-	if from != "" {
-		mb, err := parseMailbox(from, true)
-		if err != nil {
-			tx.from = from
-			return s.refuseMessage(replyBadSender, "rejected", fmt.Sprintf("sender %q: %v", from, err))
+	d := DecideSender(tx.ix, s.client, from)
+	tx.from, tx.fromDomain, tx.attribution = d.From, d.Domain, d.Attribution
+	if d.Refusal != nil {
+		if d.Attribution.Reason != "" {
+			s.event("attributed", "%s", d.Attribution.Reason)
 		}
-		tx.from, tx.fromDomain = mb.String(), mb.Domain
+		return s.refuseMessage(*d.Refusal, "rejected", d.Detail)
 	}
+	s.event("attributed", "%s", tx.attribution.Reason)
 	if opts != nil && opts.Size > s.r.cfg.MaxMessageBytes {
 		return s.refuseMessage(replyTooBig, "rejected", fmt.Sprintf("declared SIZE %d exceeds %d", opts.Size, s.r.cfg.MaxMessageBytes))
-	}
-	tx.attribution = tx.ix.Attribute(s.client, tx.fromDomain)
-	s.event("attributed", "%s", tx.attribution.Reason)
-	if v := tx.attribution.Check(s.client); v != nil {
-		return s.refuseMessage(replyRestriction(v.Reply), "rejected", v.Detail)
 	}
 	return nil
 }
@@ -145,32 +143,20 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if tx == nil || tx.done {
 		return Reply{503, [3]int{5, 5, 1}, "Send MAIL FROM first"}.Err()
 	}
-	mb, err := parseMailbox(to, false)
-	if err != nil {
+	d := DecideRecipient(tx.ix, tx.attribution, s.client, tx.fromDomain, to)
+	if d.Refusal != nil {
 		tx.refused++
-		reply := replyBadRecipient
-		if errors.Is(err, errIPLiteral) || errors.Is(err, errMultipleAt) {
-			reply = replyRelayDenied
-		}
-		s.event("recipient_rejected", "%q: %v (%s)", to, err, reply)
-		s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", to, "reply", reply.String(), "err", err)
-		return reply.Err()
+		s.event("recipient_rejected", "%s: %s (%s)", d.Address, d.Reason, d.Refusal)
+		s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", d.Address, "reply", d.Refusal.String(), "reason", d.Reason)
+		return d.Refusal.Err()
 	}
-	d := tx.ix.AuthorizeRecipient(tx.attribution, s.client, tx.fromDomain, mb.Domain)
-	if !d.Allowed {
-		tx.refused++
-		s.event("recipient_rejected", "%s: %s (%s)", mb, d.Reason, replyRelayDenied)
-		s.log.Info("relay denied", "msg_id", tx.uid, "rcpt", mb.String(), "reason", d.Reason)
-		return replyRelayDenied.Err()
-	}
-	route := tx.ix.Route(mb.Domain)
-	rc := queue.Recipient{Address: mb.String(), Status: queue.Queued, RouteReason: route.Reason}
-	if route.Connector != nil {
-		id := route.Connector.ID
-		rc.ConnectorID, rc.Connector = &id, route.Connector.Name
+	rc := queue.Recipient{Address: d.Address, Status: queue.Queued, RouteReason: d.Route.Reason}
+	if d.Route.Connector != nil {
+		id := d.Route.Connector.ID
+		rc.ConnectorID, rc.Connector = &id, d.Route.Connector.Name
 	}
 	tx.rcpts = append(tx.rcpts, rc)
-	s.event("recipient_accepted", "%s: %s; route: %s", mb, d.Reason, route.Reason)
+	s.event("recipient_accepted", "%s: %s; route: %s", d.Address, d.Reason, d.Route.Reason)
 	return nil
 }
 
@@ -254,8 +240,20 @@ func (s *session) writeReceived(b *bytes.Buffer) {
 	if s.ip.Is6() {
 		ipText = "IPv6:" + ipText
 	}
-	fmt.Fprintf(b, "Received: from %s ([%s])\r\n\tby %s (flowgate) with %s id %s%s;\r\n\t%s\r\n",
-		sanitize(s.conn.Hostname(), 255), ipText, s.r.cfg.Hostname, proto, s.tx.uid, tlsInfo,
+	// The HELO name is the from-domain only when it is a domain or an
+	// address literal; anything else is shown, defanged, in the comment.
+	tcpInfo := "[" + ipText + "]"
+	from := "unknown"
+	helo := s.tx.helo
+	if d, err := connector.NormalizeDomain(helo); err == nil && strings.TrimSpace(helo) == helo {
+		from = d
+	} else if lit, ok := parseAddressLiteral(helo); ok {
+		from = lit
+	} else {
+		tcpInfo += " helo=" + sanitize(helo, 255)
+	}
+	fmt.Fprintf(b, "Received: from %s (%s)\r\n\tby %s (flowgate) with %s id %s%s;\r\n\t%s\r\n",
+		from, tcpInfo, s.r.cfg.Hostname, proto, s.tx.uid, tlsInfo,
 		time.Now().UTC().Format(time.RFC1123Z))
 }
 
@@ -266,7 +264,7 @@ func sanitize(v string, max int) string {
 		if b.Len() >= max {
 			break
 		}
-		if c < 0x21 || c > 0x7e || c == '(' || c == ')' || c == '\\' {
+		if c < 0x21 || c > 0x7e || c == '(' || c == ')' || c == '\\' || c == ';' || c == '"' {
 			c = '?'
 		}
 		b.WriteByte(c)
