@@ -39,7 +39,7 @@ type session struct {
 type transaction struct {
 	uid         string
 	started     time.Time
-	helo        string // as it was when the transaction began
+	helo        string         // as it was when the transaction began
 	ix          *routing.Index // one index for the whole message
 	from        string         // "" for the null sender
 	fromDomain  string
