@@ -19,6 +19,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/delivery"
+	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -27,13 +29,16 @@ const maxBody = 1 << 20
 
 // Server serves the API.
 type Server struct {
-	store *store.Store
-	log   *slog.Logger
+	store    *store.Store
+	live     *liveconfig.Config
+	resolver *delivery.Resolver
+	log      *slog.Logger
 }
 
-// New returns an API server over st.
-func New(st *store.Store, log *slog.Logger) *Server {
-	return &Server{store: st, log: log}
+// New returns an API server over st. live answers route tests; resolver,
+// when not nil, lets route tests show MX hosts.
+func New(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolver, log *slog.Logger) *Server {
+	return &Server{store: st, live: live, resolver: resolver, log: log}
 }
 
 // Handler returns the API's routes, to be mounted at /api/v1.
@@ -61,6 +66,9 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/", s.createDomain)
 		r.Delete("/{id}", s.deleteDomain)
 	})
+	r.Get("/messages", s.searchMessages)
+	r.Get("/messages/{id}", s.getMessage)
+	r.Post("/route-test", s.routeTest)
 	return r
 }
 
@@ -100,7 +108,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.serverError(w, r, err)
 			return
 		}
-		if t.Role != store.RoleAdmin && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		readOnly := r.Method == http.MethodGet || r.Method == http.MethodHead || strings.HasSuffix(r.URL.Path, "/route-test")
+		if t.Role != store.RoleAdmin && !readOnly {
 			writeError(w, http.StatusForbidden, "this API token has the viewer role and may only read", nil)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/flowgate/flowgate/internal/api"
+	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -74,9 +75,17 @@ func (c *client) do(method, path, body string) reply {
 // viewer client.
 func newAPI(t testing.TB, st *store.Store) (adminC, viewerC *client) {
 	t.Helper()
-	srv := httptest.NewServer(http.StripPrefix("/api/v1", api.New(st, slog.New(slog.DiscardHandler)).Handler()))
-	t.Cleanup(srv.Close)
 	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	lctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	live, err := liveconfig.Load(lctx, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go live.Run(lctx)
+	srv := httptest.NewServer(http.StripPrefix("/api/v1", api.New(st, live, nil, log).Handler()))
+	t.Cleanup(srv.Close)
 	at, _, err := st.CreateToken(ctx, store.System("test"), "admin-token", store.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           Handler(st, log),
+		Handler:           Handler(st, live, client.Resolver, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -151,7 +151,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 }
 
 // Handler is flowgate's whole HTTP surface.
-func Handler(st *store.Store, log *slog.Logger) http.Handler {
+func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolver, log *slog.Logger) http.Handler {
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -174,7 +174,7 @@ func Handler(st *store.Store, log *slog.Logger) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	r.Mount("/api/v1", api.New(st, log).Handler())
+	r.Mount("/api/v1", api.New(st, live, resolver, log).Handler())
 	return r
 }
 
