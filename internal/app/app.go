@@ -90,7 +90,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	client := &delivery.Client{Hostname: cfg.Hostname, Roots: outboundRoots, Resolver: &delivery.Resolver{Server: cfg.DNSServer}}
 	defer client.Close()
 	workers := queue.NewWorkers(st, live, client, writer, queue.WorkerConfig{
-		Hostname: cfg.Hostname, RetrySchedule: cfg.RetrySchedule,
+		Hostname: cfg.Hostname, RetrySchedule: cfg.RetrySchedule, Concurrency: cfg.DeliveryConcurrency, Lease: cfg.DeliveryLease,
 	}, log.With("component", "delivery"))
 	workersCtx, stopWorkers := context.WithCancel(context.Background())
 	workersDone := make(chan struct{})

@@ -37,6 +37,9 @@ type Config struct {
 	SMTPMaxConnections      int
 	SMTPMaxConnectionsPerIP int
 	SMTPMaxRecipients       int
+
+	DeliveryConcurrency int
+	DeliveryLease       time.Duration
 }
 
 // setting is one configuration entry: its flag, its variable, its default.
@@ -66,6 +69,8 @@ func settings() []setting {
 		{"smtp-max-connections", "FLOWGATE_SMTP_MAX_CONNECTIONS", "1000", "relay connections at once, in total", nil},
 		{"smtp-max-connections-per-ip", "FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", "50", "relay connections at once from one client IP", nil},
 		{"smtp-max-recipients", "FLOWGATE_SMTP_MAX_RECIPIENTS", "500", "recipients per message", nil},
+		{"delivery-concurrency", "FLOWGATE_DELIVERY_CONCURRENCY", "32", "messages this process delivers at once", nil},
+		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", "5m", "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
 	}
 }
 
@@ -148,12 +153,18 @@ func build(v map[string]string) (*Config, error) {
 		{"FLOWGATE_SMTP_MAX_CONNECTIONS", "smtp-max-connections", &c.SMTPMaxConnections},
 		{"FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", "smtp-max-connections-per-ip", &c.SMTPMaxConnectionsPerIP},
 		{"FLOWGATE_SMTP_MAX_RECIPIENTS", "smtp-max-recipients", &c.SMTPMaxRecipients},
+		{"FLOWGATE_DELIVERY_CONCURRENCY", "delivery-concurrency", &c.DeliveryConcurrency},
 	} {
 		n, err := strconv.Atoi(v[lim.flag])
 		if err != nil || n < 1 {
 			errs = append(errs, fmt.Errorf("%s %q is not a whole number ≥ 1", lim.env, v[lim.flag]))
 		}
 		*lim.dst = n
+	}
+	if d, err := time.ParseDuration(v["delivery-lease"]); err != nil || d < time.Second {
+		errs = append(errs, fmt.Errorf("FLOWGATE_DELIVERY_LEASE %q is not a duration ≥ 1s like 5m", v["delivery-lease"]))
+	} else {
+		c.DeliveryLease = d
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		errs = append(errs, errors.New("set both FLOWGATE_ADMIN_EMAIL and FLOWGATE_ADMIN_PASSWORD, or neither"))

@@ -76,6 +76,9 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, w *Writer
 	return wk
 }
 
+// Owner is this process's name on the leases it takes.
+func (wk *Workers) Owner() string { return wk.owner }
+
 // Wake asks the workers to look for due messages now.
 func (wk *Workers) Wake() {
 	select {
@@ -100,6 +103,7 @@ func NextRetry(schedule []time.Duration, attempts int) time.Duration {
 // Run delivers until ctx ends, then waits for deliveries in flight (up to
 // grace) and releases every claim this process still holds.
 func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
+	wk.log.Info("delivery workers started", "owner", wk.owner, "concurrency", wk.cfg.Concurrency, "lease", wk.cfg.Lease.String())
 	jobs := make(chan int64)
 	var wg sync.WaitGroup
 	deliverCtx, stopDeliveries := context.WithCancel(context.Background())
@@ -306,7 +310,7 @@ func (wk *Workers) process(ctx context.Context, id int64) {
 			if a.Note != "" {
 				note = "; " + a.Note
 			}
-			event("attempt", "%s via %s: host %s [%s], %s%s: %s", addresses(g.rcpts), g.target.Via, a.Host, a.Addr, tlsInfo, note, a.Reply)
+			event("attempt", "%s via %s: host %s [%s], %s%s: %s (by %s)", addresses(g.rcpts), g.target.Via, a.Host, a.Addr, tlsInfo, note, a.Reply, wk.owner)
 		}
 		byAddr := map[string]delivery.RcptResult{}
 		for _, r := range res.Rcpts {

@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil"
+)
+
+var ownerRE = regexp.MustCompile(`delivery workers started".*? owner=(\S+)`)
+
+func ownerOf(t *testing.T, p *proc) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := ownerRE.FindStringSubmatch(p.log()); m != nil {
+			return m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no owner in the log:\n%s", p.log())
+	return ""
+}
+
+// TestTwoProcessesShareTheQueue runs two flowgate processes on one
+// PostgreSQL database, both accepting and delivering to one sink; one is
+// killed with SIGKILL mid-load. Every accepted message must arrive. A
+// message may arrive twice only if the killed process had delivered it
+// but not yet recorded it (in flight at the kill): such a message has no
+// trace event from the killed process, and there can be at most as many as
+// it delivers at once.
+func TestTwoProcessesShareTheQueue(t *testing.T) {
+	url := testutil.PostgresDatabase(t)
+	env := baseEnv{"FLOWGATE_DATA_DIR=" + t.TempDir(), "DATABASE_URL=" + url}
+	tok := env.token(t)
+	sink := testutil.NewSink(t, testutil.SinkOptions{})
+	opts := []string{"FLOWGATE_DELIVERY_LEASE=2s", "FLOWGATE_RETRY_SCHEDULE=1s", "FLOWGATE_DELIVERY_CONCURRENCY=8"}
+	a, b := start(t, env, opts...), start(t, env, opts...)
+	ownerA := ownerOf(t, a)
+
+	if code := a.api(tok, "POST", "/accepted-domains", map[string]string{"domain": "contoso.com"}, nil); code != 201 {
+		t.Fatalf("accepted domain: %d", code)
+	}
+	spec := map[string]any{"name": "On-prem", "connector_type": "on_premises", "all_accepted_domains": true, "smart_hosts": []string{sink.Addr}}
+	var created map[string]any
+	if code := a.api(tok, "POST", "/outbound-connectors", spec, &created); code != 201 {
+		t.Fatalf("connector: %d", code)
+	}
+	st := testutil.OpenStoreWith(t, store.Options{DatabaseURL: url})
+	ctx := context.Background()
+	id := int64(created["id"].(float64))
+	if err := st.MarkValidated(ctx, store.System("e2e"), connector.Outbound, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Activate(ctx, store.System("e2e"), connector.Outbound, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitAccepted(t, a, "john@contoso.com")
+	waitAccepted(t, b, "john@contoso.com")
+
+	const perSession, sessions = 40, 6
+	var (
+		mu      sync.Mutex
+		acked   = map[string]bool{}
+		wg      sync.WaitGroup
+		killed  = make(chan struct{})
+		killOne sync.Once
+	)
+	for s := range sessions {
+		target := a
+		if s%2 == 1 {
+			target = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialSMTP(fmt.Sprintf("127.0.0.%d", 20+s), target.SMTP)
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				return
+			}
+			defer c.close()
+			for i := range perSession {
+				mid := fmt.Sprintf("<two-%d-%d@e2e.test>", s, i)
+				code, _, err := c.mail("sender@e2e.test", "john@contoso.com", "Message-ID: "+mid+"\r\nSubject: two processes\r\n\r\nbody\r\n")
+				if err != nil {
+					return // a was killed
+				}
+				if code == 250 {
+					mu.Lock()
+					acked[mid] = true
+					n := len(acked)
+					mu.Unlock()
+					if n == sessions*perSession/3 {
+						killOne.Do(func() { go func() { a.kill(); close(killed) }() })
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-killed
+	t.Logf("%d messages accepted; process A killed after %d", len(acked), sessions*perSession/3)
+
+	// Every accepted message arrives, through B (A's claims expire).
+	deadline := time.Now().Add(60 * time.Second)
+	counts := map[string]int{}
+	midRE := regexp.MustCompile(`Message-ID: (<[^>]+>)`)
+	for {
+		counts = map[string]int{}
+		for _, m := range sink.Messages() {
+			if mm := midRE.FindStringSubmatch(m.Data); mm != nil {
+				counts[mm[1]]++
+			}
+		}
+		missing := 0
+		for mid := range acked {
+			if counts[mid] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted messages never arrived", missing, len(acked))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var dups []string
+	for mid, n := range counts {
+		if n > 1 {
+			dups = append(dups, mid)
+		}
+	}
+	t.Logf("all %d accepted messages arrived; %d arrived twice (in flight in process A at the kill)", len(acked), len(dups))
+	if len(dups) > 8 {
+		t.Fatalf("%d duplicates, more than process A delivers at once (8): %v", len(dups), dups)
+	}
+	for _, mid := range dups {
+		var events []string
+		err := st.DB().Raw(`SELECT e.detail FROM message_events e JOIN messages m ON m.id = e.message_id
+			WHERE m.message_id_header = ? AND e.type = 'attempt'`, mid).Scan(&events).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if strings.Contains(e, ownerA) {
+				t.Fatalf("duplicate %s was recorded as delivered by the killed process, so it was not in flight: %v", mid, events)
+			}
+		}
+	}
+	// B delivered at least part of A's share: both processes delivered.
+	var byB int
+	st.DB().Raw(`SELECT COUNT(*) FROM message_events WHERE type = 'attempt' AND detail NOT LIKE ?`, "%"+ownerA+"%").Scan(&byB)
+	var byA int
+	st.DB().Raw(`SELECT COUNT(*) FROM message_events WHERE type = 'attempt' AND detail LIKE ?`, "%"+ownerA+"%").Scan(&byA)
+	if byA == 0 || byB == 0 {
+		t.Fatalf("deliveries by A %d, by B %d: both processes should deliver", byA, byB)
+	}
+	t.Logf("attempts recorded: by A %d, by B %d", byA, byB)
+}
