@@ -100,11 +100,31 @@ func NextRetry(schedule []time.Duration, attempts int) time.Duration {
 	return schedule[i]
 }
 
+// job is one claimed message with everything needed to deliver it.
+type job struct {
+	msg   messageRow
+	rcpts []*recipientRow // every recipient; pending ones are queued or deferred
+	body  []byte
+}
+
+// outcome is the record of one delivery pass, committed in groups.
+type outcome struct {
+	msg        *messageRow
+	rcpts      []*recipientRow // the recipients this pass handled
+	events     []eventRow
+	status     Status
+	next       *int64
+	dsn        *Message
+	deleteBody bool
+}
+
 // Run delivers until ctx ends, then waits for deliveries in flight (up to
-// grace) and releases every claim this process still holds.
+// grace), records their outcomes and releases every claim this process
+// still holds.
 func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 	wk.log.Info("delivery workers started", "owner", wk.owner, "concurrency", wk.cfg.Concurrency, "lease", wk.cfg.Lease.String())
-	jobs := make(chan int64)
+	jobs := make(chan *job)
+	outcomes := make(chan *outcome, wk.cfg.Concurrency)
 	var wg sync.WaitGroup
 	deliverCtx, stopDeliveries := context.WithCancel(context.Background())
 	defer stopDeliveries()
@@ -112,12 +132,18 @@ func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range jobs {
-				wk.process(deliverCtx, id)
-				wk.done(id)
+			for j := range jobs {
+				if o := wk.process(deliverCtx, j); o != nil {
+					outcomes <- o
+				} else {
+					wk.done(j.msg.ID)
+				}
 			}
 		}()
 	}
+	recorded := make(chan struct{})
+	go func() { wk.record(outcomes); close(recorded) }()
+
 	renew := time.NewTicker(wk.cfg.Lease / 3)
 	defer renew.Stop()
 	poll := time.NewTicker(wk.cfg.Poll)
@@ -126,18 +152,18 @@ loop:
 	for {
 		free := wk.cfg.Concurrency - wk.count()
 		if free > 0 {
-			ids, err := wk.claim(ctx, free)
+			batch, err := wk.claim(ctx, min(free, 64))
 			if err != nil && ctx.Err() == nil {
 				wk.log.Error("claim due messages", "err", err)
 			}
-			for _, id := range ids {
+			for _, j := range batch {
 				select {
-				case jobs <- id:
+				case jobs <- j:
 				case <-ctx.Done():
 					break loop
 				}
 			}
-			if len(ids) == free {
+			if len(batch) > 0 && len(batch) == min(free, 64) {
 				continue // more may be due
 			}
 		}
@@ -159,6 +185,8 @@ loop:
 		stopDeliveries()
 		<-done
 	}
+	close(outcomes)
+	<-recorded
 	wk.release()
 }
 
@@ -174,32 +202,62 @@ func (wk *Workers) done(id int64) {
 	wk.mu.Unlock()
 }
 
-// claim leases up to n due messages to this process.
-func (wk *Workers) claim(ctx context.Context, n int) ([]int64, error) {
+// claim leases up to n due messages to this process and loads them, in
+// three queries for the whole batch.
+func (wk *Workers) claim(ctx context.Context, n int) ([]*job, error) {
 	now := Micros(time.Now())
 	until := Micros(time.Now().Add(wk.cfg.Lease))
 	lock := ""
 	if wk.st.Dialect() == store.Postgres {
 		lock = "FOR UPDATE SKIP LOCKED"
 	}
-	var ids []int64
+	var rows []messageRow
 	err := wk.st.Transact(ctx, func(tx *gorm.DB) error {
 		return tx.Raw(`UPDATE messages SET lease_owner = ?, lease_until = ?
 			WHERE id IN (SELECT id FROM messages
 				WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?
 				  AND (lease_until IS NULL OR lease_until < ?)
 				ORDER BY next_attempt_at LIMIT ? `+lock+`)
-			RETURNING id`, wk.owner, until, now, now, n).Scan(&ids).Error
+			RETURNING *`, wk.owner, until, now, now, n).Scan(&rows).Error
 	})
-	if err != nil {
+	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
+	ids := make([]int64, len(rows))
+	jobs := make(map[int64]*job, len(rows))
+	out := make([]*job, len(rows))
 	wk.mu.Lock()
-	for _, id := range ids {
-		wk.inFlight[id] = true
+	for i := range rows {
+		ids[i] = rows[i].ID
+		out[i] = &job{msg: rows[i]}
+		jobs[rows[i].ID] = out[i]
+		wk.inFlight[rows[i].ID] = true
 	}
 	wk.mu.Unlock()
-	return ids, nil
+	db := wk.st.DB().WithContext(ctx)
+	var rcpts []*recipientRow
+	if err := db.Where("message_id IN ?", ids).Order("id").Find(&rcpts).Error; err != nil {
+		wk.forget(ids)
+		return nil, fmt.Errorf("load recipients: %w", err)
+	}
+	for _, r := range rcpts {
+		jobs[r.MessageID].rcpts = append(jobs[r.MessageID].rcpts, r)
+	}
+	var bodies []bodyRow
+	if err := db.Where("message_id IN ?", ids).Find(&bodies).Error; err != nil {
+		wk.forget(ids)
+		return nil, fmt.Errorf("load bodies: %w", err)
+	}
+	for i := range bodies {
+		jobs[bodies[i].MessageID].body = bodies[i].Data
+	}
+	return out, nil
+}
+
+func (wk *Workers) forget(ids []int64) {
+	for _, id := range ids {
+		wk.done(id)
+	}
 }
 
 // renew extends the leases of messages being delivered.
@@ -236,38 +294,38 @@ type group struct {
 	rcpts  []*recipientRow
 }
 
-// process delivers one claimed message: route every pending recipient,
-// deliver each group in one transaction, and record the outcome.
-func (wk *Workers) process(ctx context.Context, id int64) {
+// process delivers one claimed message: route every pending recipient and
+// deliver each group in one transaction. It returns the pass's outcome.
+func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 	defer func() {
 		if v := recover(); v != nil {
-			wk.log.Error("delivery worker panic", "message_id", id, "panic", v)
+			wk.log.Error("delivery worker panic", "msg_id", j.msg.UID, "panic", v)
+			out = nil
 		}
 	}()
-	db := wk.st.DB().WithContext(ctx)
-	var msg messageRow
-	if err := db.Where("id = ? AND lease_owner = ?", id, wk.owner).Take(&msg).Error; err != nil {
-		wk.log.Warn("claimed message vanished", "message_id", id, "err", err)
-		return
+	msg := &j.msg
+	var pending []*recipientRow
+	priorBounced := false
+	for _, rc := range j.rcpts {
+		switch rc.Status {
+		case Queued, Deferred:
+			pending = append(pending, rc)
+		case Bounced:
+			priorBounced = true
+		}
 	}
-	var rcpts []*recipientRow
-	if err := db.Where("message_id = ? AND status IN ?", id, []Status{Queued, Deferred}).Order("id").Find(&rcpts).Error; err != nil {
-		wk.log.Error("load recipients", "msg_id", msg.UID, "err", err)
-		return
-	}
-	var body bodyRow
-	if err := db.Where("message_id = ?", id).Take(&body).Error; err != nil {
-		wk.log.Error("load body", "msg_id", msg.UID, "err", err)
-		return
+	if len(pending) == 0 || j.body == nil {
+		wk.log.Warn("claimed message has nothing to deliver", "msg_id", msg.UID)
+		return &outcome{msg: msg, status: finalStatus(priorBounced), deleteBody: true}
 	}
 	ix := wk.live.Index()
 	var events []eventRow
 	event := func(typ, format string, args ...any) {
-		events = append(events, eventRow{MessageID: id, At: Micros(time.Now()), Type: typ, Detail: fmt.Sprintf(format, args...)})
+		events = append(events, eventRow{MessageID: msg.ID, At: Micros(time.Now()), Type: typ, Detail: fmt.Sprintf(format, args...)})
 	}
 	groups := map[string]*group{}
 	var order []string
-	for _, rc := range rcpts {
+	for _, rc := range pending {
 		domain := rc.Address[strings.LastIndexByte(rc.Address, '@')+1:]
 		route := ix.Route(domain)
 		key, target := targetFor(route, domain)
@@ -300,7 +358,7 @@ func (wk *Workers) process(ctx context.Context, id int64) {
 		for i, rc := range g.rcpts {
 			addrs[i] = rc.Address
 		}
-		res := wk.d.Deliver(ctx, g.target, msg.Sender, addrs, body.Data)
+		res := wk.d.Deliver(ctx, g.target, msg.Sender, addrs, j.body)
 		for _, a := range res.Attempts {
 			tlsInfo := "no TLS"
 			if a.TLSVersion != "" {
@@ -330,7 +388,98 @@ func (wk *Workers) process(ctx context.Context, id int64) {
 			}
 		}
 	}
-	wk.finish(ctx, &msg, rcpts, body.Data, events)
+	return wk.outcomeOf(msg, pending, priorBounced, j.body, events)
+}
+
+func finalStatus(bounced bool) Status {
+	if bounced {
+		return Bounced
+	}
+	return Delivered
+}
+
+// record commits outcomes in groups: one transaction (one fsync) for every
+// outcome waiting, so the cost of recording is shared like the cost of
+// accepting.
+func (wk *Workers) record(outcomes <-chan *outcome) {
+	for first := range outcomes {
+		batch := []*outcome{first}
+	fill:
+		for len(batch) < 128 {
+			select {
+			case o, ok := <-outcomes:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		var err error
+		for attempt := range 3 {
+			err = wk.st.Transact(context.Background(), func(tx *gorm.DB) error { return writeOutcomes(tx, batch) })
+			if err == nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+		}
+		dsn := false
+		for _, o := range batch {
+			wk.done(o.msg.ID)
+			dsn = dsn || o.dsn != nil
+			if err == nil {
+				wk.log.Debug("delivery pass", "msg_id", o.msg.UID, "status", o.status, "recipients", len(o.rcpts))
+			}
+		}
+		if err != nil {
+			wk.log.Error("record delivery outcomes; the messages will be retried when their leases expire", "messages", len(batch), "err", err)
+		} else if dsn {
+			wk.Wake()
+		}
+	}
+}
+
+func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
+	now := Micros(time.Now())
+	var events []eventRow
+	var dsns []request
+	var finished []int64
+	for _, o := range batch {
+		for _, rc := range o.rcpts {
+			if err := tx.Model(&recipientRow{}).Where("id = ?", rc.ID).Updates(map[string]any{
+				"status": rc.Status, "attempts": rc.Attempts, "last_reply": rc.LastReply, "connector_id": rc.ConnectorID,
+				"connector": rc.Connector, "route_reason": rc.RouteReason, "updated_at": now}).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Model(&messageRow{}).Where("id = ?", o.msg.ID).Updates(map[string]any{
+			"status": o.status, "attempts": o.msg.Attempts + 1, "next_attempt_at": o.next, "lease_owner": nil, "lease_until": nil,
+			"updated_at": now}).Error; err != nil {
+			return err
+		}
+		events = append(events, o.events...)
+		if o.deleteBody {
+			finished = append(finished, o.msg.ID)
+		}
+		if o.dsn != nil {
+			dsns = append(dsns, request{m: o.dsn})
+		}
+	}
+	if len(events) > 0 {
+		if err := tx.CreateInBatches(&events, 500).Error; err != nil {
+			return err
+		}
+	}
+	if len(finished) > 0 {
+		if err := tx.Where("message_id IN ?", finished).Delete(&bodyRow{}).Error; err != nil {
+			return err
+		}
+	}
+	if len(dsns) > 0 {
+		return insertBatch(tx, dsns)
+	}
+	return nil
 }
 
 func addresses(rs []*recipientRow) string {
@@ -362,107 +511,55 @@ func targetFor(route routing.Route, domain string) (string, delivery.Target) {
 	return "defer|" + domain, delivery.Target{}
 }
 
-// finish records a delivery pass in one transaction: recipients, events,
-// the message's status and next attempt, bounces for expired recipients,
-// and a DSN for every newly bounced recipient.
-func (wk *Workers) finish(ctx context.Context, msg *messageRow, rcpts []*recipientRow, body []byte, events []eventRow) {
+// outcomeOf decides what a delivery pass means: which recipients bounced
+// (a 5xx, or the queue lifetime ran out), whether the message is finished,
+// when to retry, and the DSN for newly bounced recipients.
+func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounced bool, body []byte, events []eventRow) *outcome {
 	now := time.Now()
 	expired := msg.ExpiresAt != nil && Micros(now) >= *msg.ExpiresAt
 	var failures []Failure
 	pending := 0
+	bounced := priorBounced
 	for _, rc := range rcpts {
 		if rc.Status == Deferred && expired {
 			rc.Status = Bounced
 			rc.LastReply = "queue lifetime expired; last reply: " + rc.LastReply
 			failures = append(failures, Failure{Recipient: rc.Address, Status: statusOf(rc.LastReply, true), Diagnosis: rc.LastReply})
+			bounced = true
 			continue
 		}
 		switch rc.Status {
 		case Bounced:
 			failures = append(failures, Failure{Recipient: rc.Address, Status: statusOf(rc.LastReply, false), Diagnosis: rc.LastReply})
+			bounced = true
 		case Deferred, Queued:
 			pending++
 		}
 	}
-	attempts := msg.Attempts + 1
-	var status Status
-	var next *int64
-	switch {
-	case pending > 0:
-		status = Deferred
-		n := Micros(now.Add(NextRetry(wk.cfg.RetrySchedule, attempts)))
-		next = &n
-	default:
-		status = Delivered
-		var bounced int64
-		for _, rc := range rcpts {
-			if rc.Status == Bounced {
-				bounced++
-			}
-		}
-		if bounced > 0 {
-			// Recipients finished earlier also count.
-			status = Bounced
-		} else if n := wk.countOther(ctx, msg.ID, Bounced); n > 0 {
-			status = Bounced
-		}
+	o := &outcome{msg: msg, rcpts: rcpts, events: events}
+	if pending > 0 {
+		o.status = Deferred
+		n := Micros(now.Add(NextRetry(wk.cfg.RetrySchedule, msg.Attempts+1)))
+		o.next = &n
+	} else {
+		o.status, o.deleteBody = finalStatus(bounced), true
 	}
-	var dsn *Message
+	ev := func(typ, detail string) {
+		o.events = append(o.events, eventRow{MessageID: msg.ID, At: Micros(now), Type: typ, Detail: detail})
+	}
 	if len(failures) > 0 {
-		events = append(events, eventRow{MessageID: msg.ID, At: Micros(now), Type: "bounced", Detail: fmt.Sprintf("%d recipient(s) failed permanently", len(failures))})
+		ev("bounced", fmt.Sprintf("%d recipient(s) failed permanently", len(failures)))
 		if msg.Sender != "" {
-			dsn = wk.dsnFor(msg, body, failures, now)
-			events = append(events, eventRow{MessageID: msg.ID, At: Micros(now), Type: "dsn", Detail: "delivery status notification " + dsn.UID + " queued to " + msg.Sender})
+			o.dsn = wk.dsnFor(msg, body, failures, now)
+			ev("dsn", "delivery status notification "+o.dsn.UID+" queued to "+msg.Sender)
 		} else {
-			events = append(events, eventRow{MessageID: msg.ID, At: Micros(now), Type: "dsn", Detail: "no DSN: the message has the null sender (a bounce never bounces)"})
+			ev("dsn", "no DSN: the message has the null sender (a bounce never bounces)")
 		}
 	}
-	if status != Deferred {
-		events = append(events, eventRow{MessageID: msg.ID, At: Micros(now), Type: string(status), Detail: "final"})
+	if o.status != Deferred {
+		ev(string(o.status), "final")
 	}
-	err := wk.st.Transact(context.Background(), func(tx *gorm.DB) error {
-		for _, rc := range rcpts {
-			rc.UpdatedAt = Micros(now)
-			if err := tx.Model(&recipientRow{}).Where("id = ?", rc.ID).Updates(map[string]any{
-				"status": rc.Status, "attempts": rc.Attempts, "last_reply": rc.LastReply, "connector_id": rc.ConnectorID,
-				"connector": rc.Connector, "route_reason": rc.RouteReason, "updated_at": rc.UpdatedAt}).Error; err != nil {
-				return err
-			}
-		}
-		if len(events) > 0 {
-			if err := tx.CreateInBatches(&events, 200).Error; err != nil {
-				return err
-			}
-		}
-		if err := tx.Model(&messageRow{}).Where("id = ?", msg.ID).Updates(map[string]any{
-			"status": status, "attempts": attempts, "next_attempt_at": next, "lease_owner": nil, "lease_until": nil,
-			"updated_at": Micros(now)}).Error; err != nil {
-			return err
-		}
-		if status != Deferred {
-			if err := tx.Where("message_id = ?", msg.ID).Delete(&bodyRow{}).Error; err != nil {
-				return err
-			}
-		}
-		if dsn != nil {
-			return insertBatch(tx, []request{{m: dsn}})
-		}
-		return nil
-	})
-	if err != nil {
-		wk.log.Error("record delivery outcome; the message will be retried when its lease expires", "msg_id", msg.UID, "err", err)
-		return
-	}
-	if dsn != nil {
-		wk.Wake()
-	}
-	wk.log.Info("delivery pass", "msg_id", msg.UID, "status", status, "recipients", len(rcpts), "pending", pending, "failed", len(failures))
-}
-
-func (wk *Workers) countOther(ctx context.Context, messageID int64, s Status) int64 {
-	var n int64
-	wk.st.DB().WithContext(ctx).Model(&recipientRow{}).Where("message_id = ? AND status = ?", messageID, s).Count(&n)
-	return n
+	return o
 }
 
 // dsnFor builds the bounce message for failures, addressed to the sender
