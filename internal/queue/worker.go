@@ -137,6 +137,7 @@ func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 					outcomes <- o
 				} else {
 					wk.done(j.msg.ID)
+					wk.Wake()
 				}
 			}
 		}()
@@ -424,19 +425,17 @@ func (wk *Workers) record(outcomes <-chan *outcome) {
 			}
 			time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 		}
-		dsn := false
 		for _, o := range batch {
 			wk.done(o.msg.ID)
-			dsn = dsn || o.dsn != nil
 			if err == nil {
 				wk.log.Debug("delivery pass", "msg_id", o.msg.UID, "status", o.status, "recipients", len(o.rcpts))
 			}
 		}
 		if err != nil {
 			wk.log.Error("record delivery outcomes; the messages will be retried when their leases expire", "messages", len(batch), "err", err)
-		} else if dsn {
-			wk.Wake()
 		}
+		// Capacity came free (and a DSN may be due): look for work now.
+		wk.Wake()
 	}
 }
 

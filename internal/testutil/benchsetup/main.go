@@ -1,0 +1,64 @@
+// Command benchsetup prepares a flowgate database for the end-to-end
+// benchmark (scripts/bench-e2e.sh): an accepted domain and an outbound
+// connector for all accepted domains pointing at a smart host, made active
+// directly through the store. It bypasses the Validate step on purpose —
+// the benchmark's sink is smtp-sink — and is a test utility, not part of
+// the product. It reads DATABASE_URL and FLOWGATE_DATA_DIR like flowgate.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/routing"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+func main() {
+	domain := flag.String("domain", "bench.test", "accepted domain the load sends to")
+	smartHost := flag.String("smart-host", "127.0.0.1:2600", "where the connector delivers (smtp-sink)")
+	flag.Parse()
+	if err := run(*domain, *smartHost); err != nil {
+		fmt.Fprintln(os.Stderr, "benchsetup:", err)
+		os.Exit(1)
+	}
+}
+
+func run(domain, smartHost string) error {
+	ctx := context.Background()
+	dataDir := os.Getenv("FLOWGATE_DATA_DIR")
+	if dataDir == "" {
+		dataDir = "./data"
+	}
+	st, err := store.Open(ctx, store.Options{DatabaseURL: os.Getenv("DATABASE_URL"), DataDir: dataDir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	actor := store.System("benchsetup")
+	if _, err := st.CreateAcceptedDomain(ctx, actor, domain, routing.Authoritative); err != nil {
+		return err
+	}
+	c, err := st.CreateConnector(ctx, actor, &connector.OutboundSpec{
+		Common:             connector.Common{Name: "Benchmark sink", ConnectorType: connector.OnPremises},
+		AllAcceptedDomains: true, SmartHosts: []string{smartHost},
+	}, true)
+	if err != nil {
+		return err
+	}
+	if err := st.MarkValidated(ctx, actor, connector.Outbound, c.ID, 1); err != nil {
+		return err
+	}
+	if _, err := st.Activate(ctx, actor, connector.Outbound, c.ID, 1); err != nil {
+		return err
+	}
+	fmt.Printf("accepted domain %s, connector %q → %s (active)\n", domain, c.Name, smartHost)
+	return nil
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# End-to-end relay benchmark with Debian's postfix tools: smtp-source is the
+# load, smtp-sink the downstream server. It measures messages per second
+# from the first connection to the moment the sink has received the last
+# message, so acceptance, the durable queue and delivery are all counted.
+#
+#   scripts/bench-e2e.sh flowgate sqlite|postgres SESSIONS SIZE COUNT
+#   scripts/bench-e2e.sh postfix  -               SESSIONS SIZE COUNT
+#
+# SIZE is the message size in bytes (smtp-source -l); each message uses one
+# connection, as smtp-source does by default. "postfix" runs this machine's
+# Postfix as the relay under test, with its queue on disk, for comparison
+# (needs root; /etc/postfix is restored afterwards).
+# Needs: apt-get install postfix (for smtp-source/smtp-sink), Go, and for
+# postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target=${1:?flowgate or postfix}; engine=${2:?sqlite, postgres or -}
+sessions=${3:?sessions}; size=${4:?size}; count=${5:?count}
+sink_port=${BENCH_SINK_PORT:-2600}; relay_port=${BENCH_RELAY_PORT:-2626}
+work=$(mktemp -d); trap 'cleanup' EXIT
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "$target" = postfix ] && [ -d "$work/postfix-etc" ]; then
+    postfix stop >/dev/null 2>&1 || true
+    rm -rf /etc/postfix && cp -a "$work/postfix-etc" /etc/postfix
+  fi
+  [ -n "${pgdb:-}" ] && psql "${BENCH_PG:-postgres://postgres@127.0.0.1:5432}/postgres" -qc "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+
+smtp-sink -c -u nobody "127.0.0.1:$sink_port" 1024 >"$work/sink.out" 2>&1 &
+pids+=($!)
+
+case "$target" in
+flowgate)
+  go build -o "$work/flowgate" ./cmd/flowgate
+  export FLOWGATE_DATA_DIR="$work/data" FLOWGATE_HTTP_ADDR=127.0.0.1:0 FLOWGATE_SMTP_ADDR="127.0.0.1:$relay_port"
+  export FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP=1000 FLOWGATE_HOSTNAME=bench.flowgate.test
+  if [ "$engine" = postgres ]; then
+    pgdb="flowgate_bench_$$"
+    psql "${BENCH_PG:-postgres://postgres@127.0.0.1:5432}/postgres" -qc "CREATE DATABASE $pgdb"
+    export DATABASE_URL="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}/$pgdb?sslmode=disable"
+  else
+    export DATABASE_URL=
+  fi
+  go run ./internal/testutil/benchsetup -domain bench.test -smart-host "127.0.0.1:$sink_port"
+  "$work/flowgate" serve 2>"$work/flowgate.log" &
+  pids+=($!)
+  ;;
+postfix)
+  cp -a /etc/postfix "$work/postfix-etc"
+  postfix stop >/dev/null 2>&1 || true
+  postconf -e "inet_interfaces = 127.0.0.1" "mydestination =" "relay_domains = bench.test" \
+    "transport_maps = inline:{ bench.test = smtp:[127.0.0.1]:$sink_port }" \
+    "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination" \
+    "mynetworks = 127.0.0.0/8" "default_process_limit = 200" "smtp_destination_concurrency_limit = 50"
+  postconf -M "$relay_port/inet=$relay_port inet n - n - - smtpd"
+  postfix start >/dev/null
+  ;;
+*) echo "target must be flowgate or postfix" >&2; exit 2 ;;
+esac
+
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$relay_port") 2>/dev/null && break; sleep 0.1; done
+
+delivered() { tr '\r' '\n' <"$work/sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2; }
+start=$(date +%s.%N)
+smtp-source -l "$size" -m "$count" -s "$sessions" -f bench@sender.test -t user@bench.test "127.0.0.1:$relay_port"
+accepted_at=$(date +%s.%N)
+while [ "$(delivered || echo 0)" -lt "$count" ] 2>/dev/null; do
+  sleep 0.05
+  if [ "$(echo "$(date +%s.%N) - $accepted_at > 120" | bc)" = 1 ]; then
+    echo "only $(delivered) of $count messages reached the sink within 120s" >&2; exit 1
+  fi
+done
+end=$(date +%s.%N)
+printf '%s %s sessions=%s size=%s count=%s: accepted in %.2fs (%.0f msg/s), delivered in %.2fs → %.0f msg/s end to end\n' \
+  "$target" "$engine" "$sessions" "$size" "$count" \
+  "$(echo "$accepted_at - $start" | bc)" "$(echo "$count / ($accepted_at - $start)" | bc -l)" \
+  "$(echo "$end - $start" | bc)" "$(echo "$count / ($end - $start)" | bc -l)"
