@@ -447,8 +447,8 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 	for _, o := range batch {
 		for _, rc := range o.rcpts {
 			if err := tx.Model(&recipientRow{}).Where("id = ?", rc.ID).Updates(map[string]any{
-				"status": rc.Status, "attempts": rc.Attempts, "last_reply": rc.LastReply, "connector_id": rc.ConnectorID,
-				"connector": rc.Connector, "route_reason": rc.RouteReason, "updated_at": now}).Error; err != nil {
+				"status": rc.Status, "attempts": rc.Attempts, "last_reply": cleanText(rc.LastReply), "connector_id": rc.ConnectorID,
+				"connector": rc.Connector, "route_reason": cleanText(rc.RouteReason), "updated_at": now}).Error; err != nil {
 				return err
 			}
 		}
@@ -457,7 +457,10 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 			"updated_at": now}).Error; err != nil {
 			return err
 		}
-		events = append(events, o.events...)
+		for _, e := range o.events {
+			e.Detail = cleanText(e.Detail)
+			events = append(events, e)
+		}
 		if o.deleteBody {
 			finished = append(finished, o.msg.ID)
 		}

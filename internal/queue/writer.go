@@ -156,19 +156,42 @@ func (w *Writer) run() {
 				break fill
 			}
 		}
-		err := w.commit(batch)
-		if err != nil {
-			w.log.Error("queue commit failed", "messages", len(batch), "err", err)
-		} else if f := w.onCommit.Load(); f != nil {
-			(*f)()
-		}
-		for _, r := range batch {
-			if r.done != nil {
-				r.done <- err
+		errs := w.commitEach(batch)
+		committed := false
+		for i, r := range batch {
+			if errs[i] != nil {
+				w.log.Error("message not stored", "msg_id", r.m.UID, "err", errs[i])
+			} else {
+				committed = true
 			}
+			if r.done != nil {
+				r.done <- errs[i]
+			}
+		}
+		if f := w.onCommit.Load(); committed && f != nil {
+			(*f)()
 		}
 		w.pending.Add(-int64(len(batch)))
 	}
+}
+
+// commitEach commits a batch; when the whole batch fails, it commits the
+// messages one by one, so that one unstorable message cannot fail the
+// others waiting with it. It returns one error per request.
+func (w *Writer) commitEach(batch []request) []error {
+	errs := make([]error, len(batch))
+	err := w.commit(batch)
+	if err == nil || len(batch) == 1 {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	w.log.Warn("queue batch failed; committing its messages one by one", "messages", len(batch), "err", err)
+	for i := range batch {
+		errs[i] = w.commit(batch[i : i+1])
+	}
+	return errs
 }
 
 // commit inserts a batch in one transaction, retrying a few times on a
@@ -191,6 +214,9 @@ func (w *Writer) commit(batch []request) error {
 
 func insertBatch(tx *gorm.DB, batch []request) error {
 	now := Micros(time.Now())
+	for _, r := range batch {
+		r.m.clean()
+	}
 	rows := make([]messageRow, len(batch))
 	for i, r := range batch {
 		m := r.m

@@ -10,6 +10,7 @@ import (
 var (
 	errLineTooLong = errors.New("line too long")
 	errTooManyHops = errors.New("too many Received headers")
+	errTooBig      = errors.New("message too large")
 )
 
 // contentInfo is what the relay reads from the header section on the way.
@@ -24,8 +25,10 @@ type contentInfo struct {
 // line ending, so no end-of-data variant (<LF>.<LF>, <CR>.<CR>,
 // <LF>.<CR><LF>) can be smuggled past the next hop: a "." line inside the
 // content is dot-stuffed like any other when it is sent on. It refuses
-// lines longer than maxLine bytes and more than maxHops Received fields.
-func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int) (contentInfo, error) {
+// lines longer than maxLine bytes, more than maxHops Received fields, and
+// content of more than maxBytes bytes (as stored).
+func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes int64) (contentInfo, error) {
+	start := out.Len()
 	var (
 		info      contentInfo
 		buf       = make([]byte, 32<<10)
@@ -71,6 +74,9 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int) (contentI
 	for {
 		n, rerr := r.Read(buf)
 		chunk := buf[:n]
+		if int64(out.Len()-start) > maxBytes {
+			return info, errTooBig // stop early; the rest is drained unread
+		}
 		for len(chunk) > 0 {
 			if pendingCR {
 				pendingCR = false
@@ -115,6 +121,9 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int) (contentI
 		if err := endLine(); err != nil {
 			return info, err
 		}
+	}
+	if int64(out.Len()-start) > maxBytes {
+		return info, errTooBig
 	}
 	return info, nil
 }

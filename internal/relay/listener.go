@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -78,6 +80,30 @@ type countedConn struct {
 	l    *limitListener
 	ip   netip.Addr
 	once sync.Once
+	idle atomic.Int64 // while > 0 (DATA), every read may wait this long (ns)
+}
+
+// Read refreshes the read deadline before every read while an idle
+// timeout is set, so DATA may take long in total but never stall longer
+// than the timeout between packets.
+func (c *countedConn) Read(p []byte) (int, error) {
+	if d := c.idle.Load(); d > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d)))
+	}
+	return c.Conn.Read(p)
+}
+
+// setIdleTimeout switches the per-read deadline on (d > 0) or off.
+func (c *countedConn) setIdleTimeout(d time.Duration) { c.idle.Store(int64(d)) }
+
+// baseConn finds the countedConn under a session's connection (which is a
+// *tls.Conn after STARTTLS).
+func baseConn(c net.Conn) *countedConn {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
+	cc, _ := c.(*countedConn)
+	return cc
 }
 
 func (c *countedConn) Close() error {

@@ -14,7 +14,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -35,8 +34,7 @@ type Config struct {
 	MaxConnectionsPerIP int
 	CommandTimeout      time.Duration // idle time allowed between commands
 	DataTimeout         time.Duration // idle time allowed while reading DATA
-	MaxCommandLine      int           // bytes in a command line
-	MaxDataLine         int           // bytes in a line of message content
+	MaxLineLength       int           // bytes in a line, commands and content alike, without CRLF
 	MaxHops             int           // Received: fields before a loop is declared
 	QueueLifetime       time.Duration
 	Certificate         tls.Certificate
@@ -63,11 +61,8 @@ func (c *Config) Defaults() {
 	if c.DataTimeout == 0 {
 		c.DataTimeout = 10 * time.Minute
 	}
-	if c.MaxCommandLine == 0 {
-		c.MaxCommandLine = 2048
-	}
-	if c.MaxDataLine == 0 {
-		c.MaxDataLine = 64 << 10
+	if c.MaxLineLength == 0 {
+		c.MaxLineLength = 64 << 10
 	}
 	if c.MaxHops == 0 {
 		c.MaxHops = 50
@@ -95,9 +90,19 @@ func New(cfg Config, live *liveconfig.Config, q *queue.Writer, log *slog.Logger)
 	r := &Relay{cfg: cfg, live: live, queue: q, log: log}
 	s := smtp.NewServer(r)
 	s.Domain = cfg.Hostname
-	s.MaxMessageBytes = cfg.MaxMessageBytes
+	// The size limit is enforced by the session, not by go-smtp: go-smtp
+	// refuses a declared SIZE before the session sees it (so the refusal
+	// could not be traced) and its data reader refuses a message of exactly
+	// the limit. With no fixed number, EHLO advertises a bare SIZE (RFC 1870
+	// allows it); the limit shows in the 552 reply.
+	s.MaxMessageBytes = 0
 	s.MaxRecipients = cfg.MaxRecipients
-	s.MaxLineLength = cfg.MaxCommandLine
+	// go-smtp applies one line limit to commands and content, and a line
+	// over it ends the session. Set it at twice ours (go-smtp also counts
+	// the CR and the previous LF), so that a content line over our limit is
+	// refused by the session with 554 5.6.0 and the session goes on;
+	// commands may be up to twice MaxLineLength long.
+	s.MaxLineLength = 2*cfg.MaxLineLength + 2
 	s.ReadTimeout = cfg.CommandTimeout
 	s.WriteTimeout = time.Minute
 	s.EnableSMTPUTF8 = false
@@ -157,16 +162,3 @@ func (e errorLog) Printf(format string, v ...any) {
 	e.log.Debug("smtp", "msg", fmt.Sprintf(format, v...))
 }
 func (e errorLog) Println(v ...any) { e.log.Debug("smtp", "msg", fmt.Sprint(v...)) }
-
-// deadlineReader refreshes the connection's read deadline on every read,
-// so DATA may take long in total but never stall longer than timeout.
-type deadlineReader struct {
-	r       io.Reader
-	conn    net.Conn
-	timeout time.Duration
-}
-
-func (d deadlineReader) Read(p []byte) (int, error) {
-	_ = d.conn.SetReadDeadline(time.Now().Add(d.timeout))
-	return d.r.Read(p)
-}

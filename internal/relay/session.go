@@ -170,17 +170,24 @@ func (s *session) Data(r io.Reader) error {
 	var body bytes.Buffer
 	body.Grow(64 << 10)
 	s.writeReceived(&body)
-	in := deadlineReader{r: r, conn: s.conn.Conn(), timeout: s.r.cfg.DataTimeout}
-	info, err := readContent(in, &body, s.r.cfg.MaxDataLine, s.r.cfg.MaxHops)
+	if cc := baseConn(s.conn.Conn()); cc != nil {
+		cc.setIdleTimeout(s.r.cfg.DataTimeout)
+		defer cc.setIdleTimeout(0)
+	}
+	info, err := readContent(r, &body, s.r.cfg.MaxLineLength, s.r.cfg.MaxHops, s.r.cfg.MaxMessageBytes)
 	if err != nil {
-		var se *smtp.SMTPError
+		// Drain what is left of the message under the data timeout, so
+		// the session can go on after the refusal.
+		if !isTimeout(err) && !errors.Is(err, smtp.ErrTooLongLine) {
+			_, _ = io.Copy(io.Discard, r)
+		}
 		switch {
-		case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
+		case errors.Is(err, errTooBig):
 			return s.refuseMessage(replyTooBig, "rejected", fmt.Sprintf("message larger than %d bytes", s.r.cfg.MaxMessageBytes))
 		case errors.Is(err, errTooManyHops):
 			return s.refuseMessage(replyLoop, "rejected", fmt.Sprintf("more than %d Received header fields", s.r.cfg.MaxHops))
-		case errors.Is(err, errLineTooLong):
-			return s.refuseMessage(replyLineTooLong, "rejected", fmt.Sprintf("a line longer than %d bytes", s.r.cfg.MaxDataLine))
+		case errors.Is(err, errLineTooLong), errors.Is(err, smtp.ErrTooLongLine):
+			return s.refuseMessage(replyLineTooLong, "rejected", fmt.Sprintf("a line longer than %d bytes", s.r.cfg.MaxLineLength))
 		case isTimeout(err):
 			return s.refuseMessage(replyDataTimeout, "rejected", "timeout reading DATA")
 		}
