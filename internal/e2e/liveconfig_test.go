@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connector"
-	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
 
@@ -65,15 +63,7 @@ func TestConfigChangeReachesOpenSessions(t *testing.T) {
 			id := int64(created["id"].(float64))
 			// Validation and activation arrive with their own issue; drive
 			// the store directly, as a third writer on the same database.
-			st := testutil.OpenStoreWith(t, opts)
-			ctx := context.Background()
-			actor := store.Actor{Kind: "user", Name: "e2e"}
-			if err := st.MarkValidated(ctx, actor, connector.Inbound, id, 1); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st.Activate(ctx, actor, connector.Inbound, id, 1); err != nil {
-				t.Fatal(err)
-			}
+			activateFirst(t, testutil.OpenStoreWith(t, opts), connector.Inbound, id)
 
 			var sessions []*sender
 			for _, p := range procs {

@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/textproto"
 	"testing"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil"
 )
 
 // sender is an error-returning SMTP client: after a crash, failures are
@@ -95,5 +100,18 @@ func waitAccepted(t testing.TB, p *proc, rcpt string) {
 			t.Fatalf("the relay does not accept %s within 2s of the change", rcpt)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// activateFirst marks revision 1 of a connector validated and active
+// through the store, as a third writer on the processes' database.
+func activateFirst(t testing.TB, st *store.Store, dir connector.Direction, id int64) {
+	t.Helper()
+	ctx := context.Background()
+	if err := st.MarkValidated(ctx, testutil.TestActor, dir, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Activate(ctx, testutil.TestActor, dir, id, 1); err != nil {
+		t.Fatal(err)
 	}
 }

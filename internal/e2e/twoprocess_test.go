@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -53,15 +52,9 @@ func TestTwoProcessesShareTheQueue(t *testing.T) {
 	if code := a.api(tok, "POST", "/outbound-connectors", spec, &created); code != 201 {
 		t.Fatalf("connector: %d", code)
 	}
+	// Validation arrives with its own issue; activate through the store.
 	st := testutil.OpenStoreWith(t, store.Options{DatabaseURL: url})
-	ctx := context.Background()
-	id := int64(created["id"].(float64))
-	if err := st.MarkValidated(ctx, store.System("e2e"), connector.Outbound, id, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Activate(ctx, store.System("e2e"), connector.Outbound, id, 1); err != nil {
-		t.Fatal(err)
-	}
+	activateFirst(t, st, connector.Outbound, int64(created["id"].(float64)))
 	waitAccepted(t, a, "john@contoso.com")
 	waitAccepted(t, b, "john@contoso.com")
 

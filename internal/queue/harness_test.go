@@ -78,18 +78,7 @@ func newPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) *pipeline {
 	return p
 }
 
-func (p *pipeline) change(fn func()) {
-	p.t.Helper()
-	before := p.live.Version()
-	fn()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.live.Version() <= before {
-		if time.Now().After(deadline) {
-			p.t.Fatal("routing index not rebuilt")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+func (p *pipeline) change(fn func()) { p.t.Helper(); testutil.AfterReload(p.t, p.live, fn) }
 
 func (p *pipeline) accepted(domains ...string) {
 	p.t.Helper()
@@ -104,21 +93,8 @@ func (p *pipeline) accepted(domains ...string) {
 
 func (p *pipeline) outbound(spec *connector.OutboundSpec) int64 {
 	p.t.Helper()
-	ctx := context.Background()
 	var id int64
-	p.change(func() {
-		c, err := p.st.CreateConnector(ctx, admin, spec, true)
-		if err != nil {
-			p.t.Fatalf("create connector: %v", err)
-		}
-		id = c.ID
-		if err := p.st.MarkValidated(ctx, admin, connector.Outbound, id, 1); err != nil {
-			p.t.Fatal(err)
-		}
-		if _, err := p.st.Activate(ctx, admin, connector.Outbound, id, 1); err != nil {
-			p.t.Fatal(err)
-		}
-	})
+	p.change(func() { id = testutil.ActivateConnector(p.t, p.st, spec) })
 	return id
 }
 
@@ -206,17 +182,7 @@ func partnerOut(name string) connector.Common {
 // senders in contoso.com.
 func (p *pipeline) relayFromHere() {
 	p.t.Helper()
-	ctx := context.Background()
 	p.change(func() {
-		c, err := p.st.CreateConnector(ctx, admin, &connector.InboundSpec{Common: onPrem("Our server"), SenderIPAddresses: []string{"127.0.0.1"}}, true)
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		if err := p.st.MarkValidated(ctx, admin, connector.Inbound, c.ID, 1); err != nil {
-			p.t.Fatal(err)
-		}
-		if _, err := p.st.Activate(ctx, admin, connector.Inbound, c.ID, 1); err != nil {
-			p.t.Fatal(err)
-		}
+		testutil.ActivateConnector(p.t, p.st, &connector.InboundSpec{Common: onPrem("Our server"), SenderIPAddresses: []string{"127.0.0.1"}})
 	})
 }

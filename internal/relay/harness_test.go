@@ -71,18 +71,7 @@ func newHarness(t testing.TB, e testutil.Engine, mod func(*relay.Config)) *harne
 
 // change runs a configuration change and waits until the relay's index
 // reflects it.
-func (h *harness) change(fn func()) {
-	h.t.Helper()
-	before := h.live.Version()
-	fn()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.live.Version() <= before {
-		if time.Now().After(deadline) {
-			h.t.Fatal("routing index not rebuilt within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+func (h *harness) change(fn func()) { h.t.Helper(); testutil.AfterReload(h.t, h.live, fn) }
 
 func (h *harness) acceptedDomain(domains ...string) {
 	h.t.Helper()
@@ -95,26 +84,11 @@ func (h *harness) acceptedDomain(domains ...string) {
 	}
 }
 
-// activeConnector creates a connector and makes revision 1 active (the
-// validation flow arrives with its own issue; here the store is driven
-// directly).
+// activeConnector creates a connector with revision 1 active.
 func (h *harness) activeConnector(spec connector.Spec) int64 {
 	h.t.Helper()
-	ctx := context.Background()
 	var id int64
-	h.change(func() {
-		c, err := h.st.CreateConnector(ctx, admin, spec, true)
-		if err != nil {
-			h.t.Fatalf("create connector: %v", err)
-		}
-		id = c.ID
-		if err := h.st.MarkValidated(ctx, admin, spec.Direction(), id, 1); err != nil {
-			h.t.Fatal(err)
-		}
-		if _, err := h.st.Activate(ctx, admin, spec.Direction(), id, 1); err != nil {
-			h.t.Fatal(err)
-		}
-	})
+	h.change(func() { id = testutil.ActivateConnector(h.t, h.st, spec) })
 	return id
 }
 
