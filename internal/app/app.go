@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/config"
@@ -110,7 +112,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           Handler(st, live, client.Resolver, log),
+		Handler:           Handler(st, live, client.Resolver, newMetrics(st, live, rl, writer), log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -151,7 +153,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 }
 
 // Handler is flowgate's whole HTTP surface.
-func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolver, log *slog.Logger) http.Handler {
+func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolver, metrics prometheus.Gatherer, log *slog.Logger) http.Handler {
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -175,6 +177,7 @@ func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolv
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	r.Mount("/api/v1", api.New(st, live, resolver, log).Handler())
+	r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	return r
 }
 
