@@ -28,6 +28,7 @@ cleanup() {
     rm -rf /etc/postfix && cp -a "$work/postfix-etc" /etc/postfix
   fi
   [ -n "${pgdb:-}" ] && psql "${BENCH_PG:-postgres://postgres@127.0.0.1:5432}/postgres" -qc "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -n "${BENCH_KEEP:-}" ] && { echo "kept $work"; return; }
   rm -rf "$work"
 }
 
@@ -54,9 +55,10 @@ postfix)
   cp -a /etc/postfix "$work/postfix-etc"
   postfix stop >/dev/null 2>&1 || true
   postconf -e "inet_interfaces = 127.0.0.1" "mydestination =" "relay_domains = bench.test" \
-    "transport_maps = inline:{ bench.test = smtp:[127.0.0.1]:$sink_port }" \
+    "relayhost = [127.0.0.1]:$sink_port" \
     "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination" \
-    "mynetworks = 127.0.0.0/8" "default_process_limit = 200" "smtp_destination_concurrency_limit = 50"
+    "mynetworks = 127.0.0.0/8" "default_process_limit = 200" "smtp_destination_concurrency_limit = 50" \
+    "maillog_file = /var/log/flowgate-bench-postfix.log"
   postconf -M "$relay_port/inet=$relay_port inet n - n - - smtpd"
   postfix start >/dev/null
   ;;
