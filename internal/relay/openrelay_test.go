@@ -610,21 +610,30 @@ func gwExpect(t testing.TB, what string, wantCode int, enh string) func(int, str
 // written without waiting) has been committed or has failed.
 func gwTraces(t testing.TB, h *harness, where string, arg any) []traceRow {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := h.q.Sync(ctx); err != nil {
-		t.Fatalf("queue writer sync: %v", err)
+	// The session traces a refused transaction when it ends (QUIT or
+	// close), which the server may not have handled yet: poll.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := h.q.Sync(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("queue writer sync: %v", err)
+		}
+		var rows []traceRow
+		err = h.st.DB().Raw(`SELECT uid, status, client_ip, tls_version, tls_cipher, client_cert, sender, inbound_connector,
+			attribution, reply, message_id_header, size FROM messages WHERE `+where+` ORDER BY id`, arg).Scan(&rows).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) > 0 {
+			return rows
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no trace row where %s (%v)", where, arg)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	var rows []traceRow
-	err := h.st.DB().Raw(`SELECT uid, status, client_ip, tls_version, tls_cipher, client_cert, sender, inbound_connector,
-		attribution, reply, message_id_header, size FROM messages WHERE `+where+` ORDER BY id`, arg).Scan(&rows).Error
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) == 0 {
-		t.Fatalf("no trace row where %s (%v)", where, arg)
-	}
-	return rows
 }
 
 // gwTraceByHelo returns the one trace row of the transaction made under helo.
