@@ -28,8 +28,8 @@ type Config struct {
 	log     *slog.Logger
 	current atomic.Pointer[routing.Index]
 	kick    chan struct{}
-	loads   atomic.Int64
 	version atomic.Int64
+	started atomic.Int64 // when the load behind the current index began (Unix ns)
 }
 
 // Load builds the first index; Run keeps it current.
@@ -55,12 +55,18 @@ func (c *Config) Reload() {
 	}
 }
 
+// LoadedSince reports whether the current index was loaded from the
+// database after t, so it reflects every change committed before t.
+func (c *Config) LoadedSince(t time.Time) bool { return c.started.Load() > t.UnixNano() }
+
 func (c *Config) reload(ctx context.Context) error {
+	start := time.Now().UnixNano()
 	cfg, err := c.st.RoutingConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("load routing configuration: %w", err)
 	}
 	c.current.Store(routing.Build(cfg))
+	c.started.Store(start)
 	c.version.Add(1)
 	in, out := c.current.Load().Counts()
 	c.log.Debug("routing index rebuilt", "inbound", in, "outbound", out, "accepted_domains", len(cfg.AcceptedDomains))
