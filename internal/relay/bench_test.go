@@ -3,7 +3,6 @@
 package relay_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/textproto"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
 
@@ -53,7 +51,7 @@ func BenchmarkAccept(b *testing.B) {
 func benchAccept(b *testing.B, e testutil.Engine, sessions, size int) {
 	b.StopTimer()
 	h := newHarness(b, e, nil)
-	benchAcceptedDomain(b, h, "contoso.com")
+	h.acceptedDomain("contoso.com")
 	body := benchBody(size)
 	b.SetBytes(int64(size))
 
@@ -119,24 +117,6 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// benchAcceptedDomain adds an accepted domain and waits for the index.
-// Unlike harness.acceptedDomain it does not rely on the in-process change
-// signal, which is lost when the change commits before live.Run has
-// subscribed (newHarness starts Run in a goroutine): Reload's kick is
-// buffered, so the rebuild happens whenever Run starts.
-func benchAcceptedDomain(b *testing.B, h *harness, domain string) {
-	before := h.live.Version()
-	if _, err := h.st.CreateAcceptedDomain(context.Background(), admin, domain, routing.Authoritative); err != nil {
-		b.Fatal(err)
-	}
-	h.live.Reload()
-	for deadline := time.Now().Add(5 * time.Second); h.live.Version() <= before; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("routing index not rebuilt within 5s")
-		}
-	}
 }
 
 // benchBody is size (≥ 2) bytes of text lines ending in CRLF, none
