@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 )
 
 var (
@@ -12,6 +13,9 @@ var (
 	errTooManyHops = errors.New("too many Received headers")
 	errTooBig      = errors.New("message too large")
 )
+
+// readBuffers recycles readContent's read buffer, which never leaves it.
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // contentInfo is what the relay reads from the header section on the way.
 type contentInfo struct {
@@ -31,12 +35,14 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes 
 	start := out.Len()
 	var (
 		info      contentInfo
-		buf       = make([]byte, 32<<10)
+		bufp      = readBuffers.Get().(*[]byte)
+		buf       = *bufp
 		pendingCR bool
 		lineStart = out.Len()
 		inHeader  = true
 		lastField string // header field the current line continues
 	)
+	defer readBuffers.Put(bufp)
 	endLine := func() error {
 		line := out.Bytes()[lineStart:]
 		out.WriteString("\r\n")
