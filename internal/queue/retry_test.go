@@ -211,3 +211,24 @@ func TestBounceNeverBounces(t *testing.T) {
 		t.Fatalf("%d null-sender messages, want only the one DSN", n)
 	}
 }
+
+// A queued message whose content is missing is bounced, never reported as
+// delivered.
+func TestMissingContentIsBouncedNotDelivered(t *testing.T) {
+	p := newPipeline(t, testutil.Engines[0], pipelineOpts{retry: []time.Duration{time.Hour}})
+	p.accepted("contoso.com")
+	dead := closedAddr(t)
+	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead}})
+	uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "no content")
+	p.waitStatus(uid, "john@contoso.com", "deferred", 5*time.Second)
+	if err := p.st.DB().Exec(`DELETE FROM message_bodies WHERE message_id = (SELECT id FROM messages WHERE uid = ?)`, uid).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.st.DB().Exec(`UPDATE messages SET next_attempt_at = 0 WHERE uid = ?`, uid).Error; err != nil {
+		t.Fatal(err)
+	}
+	r := p.waitStatus(uid, "john@contoso.com", "bounced", 5*time.Second)
+	if !strings.Contains(r.LastReply, "5.3.0") {
+		t.Fatalf("reply %q", r.LastReply)
+	}
+}

@@ -315,9 +315,18 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			priorBounced = true
 		}
 	}
-	if len(pending) == 0 || j.body == nil {
-		wk.log.Warn("claimed message has nothing to deliver", "msg_id", msg.UID)
+	if len(pending) == 0 {
+		wk.log.Warn("claimed message has no pending recipient", "msg_id", msg.UID)
 		return &outcome{msg: msg, status: finalStatus(priorBounced), deleteBody: true}
+	}
+	if j.body == nil {
+		// Should never happen; never report such a message as delivered.
+		wk.log.Error("queued message has no content; its recipients are bounced", "msg_id", msg.UID)
+		for _, rc := range pending {
+			rc.Status, rc.LastReply = Bounced, "554 5.3.0 the message content is missing from the queue"
+			rc.Attempts++
+		}
+		return wk.outcomeOf(msg, pending, priorBounced, nil, nil)
 	}
 	ix := wk.live.Index()
 	var events []eventRow
