@@ -48,8 +48,21 @@ const MinPasswordLen = 12
 // ErrBadCredentials is returned for a wrong e-mail address or password.
 var ErrBadCredentials = errors.New("wrong e-mail address or password")
 
+// ErrSetupDone is returned by CreateFirstAdmin once any user exists.
+var ErrSetupDone = errors.New("the first admin has already been created; sign in")
+
 // CreateUser adds a user with a bcrypt-hashed password.
 func (s *Store) CreateUser(ctx context.Context, actor Actor, email, password string, role Role) (*User, error) {
+	return s.createUser(ctx, actor, email, password, role, false)
+}
+
+// CreateFirstAdmin adds an admin only while no user exists at all (the
+// console's one-time setup page); otherwise it returns ErrSetupDone.
+func (s *Store) CreateFirstAdmin(ctx context.Context, email, password string) (*User, error) {
+	return s.createUser(ctx, System("setup"), email, password, RoleAdmin, true)
+}
+
+func (s *Store) createUser(ctx context.Context, actor Actor, email, password string, role Role, onlyFirst bool) (*User, error) {
 	errs := connector.FieldErrors{}
 	addr, err := mail.ParseAddress(strings.TrimSpace(email))
 	if err != nil || addr.Name != "" || !strings.Contains(addr.Address, "@") {
@@ -72,6 +85,20 @@ func (s *Store) CreateUser(ctx context.Context, actor Actor, email, password str
 	}
 	u := &User{Email: strings.ToLower(addr.Address), PasswordHash: string(hash), Role: role}
 	err = s.Transact(ctx, func(tx *gorm.DB) error {
+		if onlyFirst {
+			if s.dialect == Postgres {
+				if err := tx.Exec("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").Error; err != nil {
+					return fmt.Errorf("create first admin: %w", err)
+				}
+			}
+			var n int64
+			if err := tx.Model(&User{}).Count(&n).Error; err != nil {
+				return fmt.Errorf("create first admin: %w", err)
+			}
+			if n > 0 {
+				return ErrSetupDone
+			}
+		}
 		if err := tx.Create(u).Error; err != nil {
 			if isUniqueViolation(err) {
 				return &ConflictError{Field: "email", Message: fmt.Sprintf("a user %s already exists", u.Email)}
@@ -216,6 +243,65 @@ func (s *Store) RevokeToken(ctx context.Context, actor Actor, id int64) error {
 			return fmt.Errorf("revoke token: %w", err)
 		}
 		_, err = audit(tx, actor, "revoke", "api_token", id, t.Name, nil)
+		return err
+	})
+}
+
+// ListUsers returns all console users, by e-mail address.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	var out []User
+	if err := s.db.WithContext(ctx).Order("email").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
+// GetUser returns one user.
+func (s *Store) GetUser(ctx context.Context, id int64) (*User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Take(&u, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	return &u, nil
+}
+
+// DeleteUser removes a user and ends their sessions. The last admin cannot
+// be removed, so the console can never be locked out.
+func (s *Store) DeleteUser(ctx context.Context, actor Actor, id int64) error {
+	return s.Transact(ctx, func(tx *gorm.DB) error {
+		if s.dialect == Postgres {
+			if err := tx.Exec("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").Error; err != nil {
+				return fmt.Errorf("delete user: %w", err)
+			}
+		}
+		var u User
+		err := tx.Take(&u, id).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		if u.Role == RoleAdmin {
+			var admins int64
+			if err := tx.Model(&User{}).Where("role = ?", RoleAdmin).Count(&admins).Error; err != nil {
+				return fmt.Errorf("delete user: %w", err)
+			}
+			if admins <= 1 {
+				return &ConflictError{Field: "user", Message: u.Email + " is the last admin; add another admin before removing this one"}
+			}
+		}
+		if err := tx.Where("user_id = ?", id).Delete(&ConsoleSession{}).Error; err != nil {
+			return fmt.Errorf("delete user sessions: %w", err)
+		}
+		if err := tx.Delete(&u).Error; err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		_, err = audit(tx, actor, "delete", "user", id, u.Email, map[string]any{"role": u.Role})
 		return err
 	})
 }

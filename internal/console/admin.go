@@ -1,0 +1,299 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/routing"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/web"
+)
+
+// fieldErrors turns a store error into form errors; ok is false for any
+// other error.
+func fieldErrors(err error) (web.Errors, bool) {
+	var fe connector.FieldErrors
+	var conflict *store.ConflictError
+	switch {
+	case errors.As(err, &fe):
+		return web.Errors(fe), true
+	case errors.As(err, &conflict):
+		return web.Errors{conflict.Field: conflict.Message}, true
+	}
+	return nil, false
+}
+
+func (c *Console) domainsPage(w http.ResponseWriter, r *http.Request, p web.DomainsPage, status int) {
+	list, err := c.store.ListAcceptedDomains(r.Context())
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	p.Page = c.page(w, r, "Accepted domains", "domains")
+	for _, d := range list {
+		p.Rows = append(p.Rows, web.DomainRow{ID: d.ID, Domain: d.Domain, Type: string(d.DomainType), CreatedAt: d.CreatedAt})
+	}
+	if p.Errors == nil {
+		p.Errors = web.Errors{}
+	}
+	if p.FormType == "" {
+		p.FormType = string(routing.Authoritative)
+	}
+	c.render(w, r, status, web.Domains(p))
+}
+
+func (c *Console) listDomains(w http.ResponseWriter, r *http.Request) {
+	c.domainsPage(w, r, web.DomainsPage{}, http.StatusOK)
+}
+
+func (c *Console) createDomain(w http.ResponseWriter, r *http.Request) {
+	domain, typ := r.PostFormValue("domain"), r.PostFormValue("domain_type")
+	d, err := c.store.CreateAcceptedDomain(r.Context(), c.actor(r), domain, routing.DomainType(typ))
+	if err != nil {
+		if errs, ok := fieldErrors(err); ok {
+			c.domainsPage(w, r, web.DomainsPage{FormDomain: domain, FormType: typ, Errors: errs}, http.StatusBadRequest)
+			return
+		}
+		c.serverError(w, r, err)
+		return
+	}
+	c.flash(w, r, "Added "+d.Domain+". flowgate accepts mail for it now.")
+	seeOther(w, r, "/domains")
+}
+
+// domainDependents says which connectors rely on an accepted domain.
+func domainDependents(domain string, conns []*store.Connector) []string {
+	var out []string
+	for _, conn := range conns {
+		if !conn.Enabled {
+			continue
+		}
+		switch s := conn.Spec.(type) {
+		case *connector.OutboundSpec:
+			if s.AllAcceptedDomains {
+				out = append(out, fmt.Sprintf("Outbound connector %q carries mail for all accepted domains: it will no longer carry mail for %s.", conn.Name, domain))
+				continue
+			}
+			for _, p := range s.RecipientDomains {
+				if pat, err := connector.ParseDomainPattern(p); err == nil && pat.Matches(domain) {
+					out = append(out, fmt.Sprintf("Outbound connector %q routes mail for %s (%s): without the accepted domain, flowgate refuses mail for %s from the Internet, so only your own server's mail reaches it.", conn.Name, domain, p, domain))
+					break
+				}
+			}
+		case *connector.InboundSpec:
+			if s.ConnectorType == connector.OnPremises {
+				out = append(out, fmt.Sprintf("Inbound connector %q lets your email server relay mail from accepted sender domains: mail from senders in %s will no longer be relayed to the Internet.", conn.Name, domain))
+			}
+		}
+	}
+	return out
+}
+
+func (c *Console) loadDomain(w http.ResponseWriter, r *http.Request) (*store.AcceptedDomain, bool) {
+	id, ok := pathInt(r, "id")
+	if !ok {
+		c.notFound(w, r)
+		return nil, false
+	}
+	d, err := c.store.GetAcceptedDomain(r.Context(), id)
+	if err != nil {
+		c.storeError(w, r, err)
+		return nil, false
+	}
+	return d, true
+}
+
+func (c *Console) confirmDeleteDomain(w http.ResponseWriter, r *http.Request) {
+	d, ok := c.loadDomain(w, r)
+	if !ok {
+		return
+	}
+	conns, err := c.allConnectors(r)
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	cp := web.ConfirmPage{
+		Page:    c.page(w, r, "Remove "+d.Domain, "domains"),
+		Heading: "Remove " + d.Domain + "?",
+		Message: fmt.Sprintf("After removal flowgate refuses mail for %s from the Internet (550 5.7.1, relay denied).", d.Domain),
+		Action:  fmt.Sprintf("/domains/%d/delete", d.ID), Button: "Remove domain", Cancel: "/domains",
+		Warnings: domainDependents(d.Domain, conns),
+	}
+	c.render(w, r, http.StatusOK, web.Confirm(cp))
+}
+
+func (c *Console) deleteDomain(w http.ResponseWriter, r *http.Request) {
+	d, ok := c.loadDomain(w, r)
+	if !ok {
+		return
+	}
+	if err := c.store.DeleteAcceptedDomain(r.Context(), c.actor(r), d.ID); err != nil {
+		c.storeError(w, r, err)
+		return
+	}
+	c.flash(w, r, "Removed "+d.Domain+".")
+	seeOther(w, r, "/domains")
+}
+
+func (c *Console) auditLog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.AuditFilter{Limit: 100}
+	sel := q.Get("connector")
+	if sel != "" {
+		id, err := strconv.ParseInt(sel, 10, 64)
+		if err != nil || id < 1 {
+			c.errorPage(w, r, http.StatusBadRequest, "The connector filter must be a connector's number.")
+			return
+		}
+		f.ConnectorID = id
+	}
+	if b := q.Get("before"); b != "" {
+		id, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || id < 1 {
+			c.errorPage(w, r, http.StatusBadRequest, "The page position must be a number.")
+			return
+		}
+		f.BeforeID = id
+	}
+	entries, err := c.store.ListAudit(r.Context(), f)
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	conns, err := c.allConnectors(r)
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	p := web.AuditPage{Page: c.page(w, r, "Audit log", "audit"), Connector: sel}
+	dirOf := map[int64]connector.Direction{}
+	for _, conn := range conns {
+		dirOf[conn.ID] = conn.Direction
+		v := strconv.FormatInt(conn.ID, 10)
+		p.Connectors = append(p.Connectors, web.Option{Value: v, Label: conn.Name + " (" + string(conn.Direction) + ")", Selected: v == sel})
+	}
+	for _, e := range entries {
+		row := web.AuditRow{At: e.At, Actor: e.Actor, Action: e.Action, ObjectType: strings.ReplaceAll(e.ObjectType, "_", " "), ObjectName: e.ObjectName, Detail: e.Detail}
+		if e.ConnectorID != nil {
+			if dir, ok := dirOf[*e.ConnectorID]; ok {
+				row.Href = fmt.Sprintf("/connectors/%s/%d", dir, *e.ConnectorID)
+			}
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	if len(entries) == f.Limit {
+		p.NextBefore = entries[len(entries)-1].ID
+	}
+	c.render(w, r, http.StatusOK, web.Audit(p))
+}
+
+func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, p web.UsersPage, status int) {
+	users, err := c.store.ListUsers(r.Context())
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	tokens, err := c.store.ListTokens(r.Context())
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	p.Page = c.page(w, r, "Users and API tokens", "users")
+	me := sessionFrom(r).user
+	for _, u := range users {
+		p.Users = append(p.Users, web.UserRow{ID: u.ID, Email: u.Email, Role: string(u.Role), CreatedAt: u.CreatedAt, Self: me != nil && me.ID == u.ID})
+	}
+	for _, t := range tokens {
+		p.Tokens = append(p.Tokens, web.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.TokenPrefix, Role: string(t.Role), CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt})
+	}
+	if p.UserErrors == nil {
+		p.UserErrors = web.Errors{}
+	}
+	if p.TokenErrors == nil {
+		p.TokenErrors = web.Errors{}
+	}
+	if p.UserRole == "" {
+		p.UserRole = string(store.RoleViewer)
+	}
+	if p.TokenRole == "" {
+		p.TokenRole = string(store.RoleViewer)
+	}
+	c.render(w, r, status, web.Users(p))
+}
+
+func (c *Console) listUsers(w http.ResponseWriter, r *http.Request) {
+	c.usersPage(w, r, web.UsersPage{}, http.StatusOK)
+}
+
+func (c *Console) createUser(w http.ResponseWriter, r *http.Request) {
+	email, role := r.PostFormValue("email"), r.PostFormValue("role")
+	u, err := c.store.CreateUser(r.Context(), c.actor(r), email, r.PostFormValue("password"), store.Role(role))
+	if err != nil {
+		if errs, ok := fieldErrors(err); ok {
+			c.usersPage(w, r, web.UsersPage{UserEmail: email, UserRole: role, UserErrors: errs}, http.StatusBadRequest)
+			return
+		}
+		c.serverError(w, r, err)
+		return
+	}
+	c.flash(w, r, fmt.Sprintf("Added %s as %s.", u.Email, u.Role))
+	seeOther(w, r, "/users")
+}
+
+func (c *Console) deleteUser(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathInt(r, "id")
+	if !ok {
+		c.notFound(w, r)
+		return
+	}
+	if me := sessionFrom(r).user; me != nil && me.ID == id {
+		c.errorPage(w, r, http.StatusConflict, "You cannot remove your own account; ask another admin.")
+		return
+	}
+	u, err := c.store.GetUser(r.Context(), id)
+	if err != nil {
+		c.storeError(w, r, err)
+		return
+	}
+	if err := c.store.DeleteUser(r.Context(), c.actor(r), id); err != nil {
+		c.storeError(w, r, err)
+		return
+	}
+	c.flash(w, r, "Removed "+u.Email+" and ended their sessions.")
+	seeOther(w, r, "/users")
+}
+
+func (c *Console) createToken(w http.ResponseWriter, r *http.Request) {
+	name, role := r.PostFormValue("name"), r.PostFormValue("role")
+	token, t, err := c.store.CreateToken(r.Context(), c.actor(r), name, store.Role(role))
+	if err != nil {
+		if errs, ok := fieldErrors(err); ok {
+			c.usersPage(w, r, web.UsersPage{TokenName: name, TokenRole: role, TokenErrors: errs}, http.StatusBadRequest)
+			return
+		}
+		c.serverError(w, r, err)
+		return
+	}
+	// The token is rendered in this response only (no redirect, no copy in
+	// the session); the page is sent with Cache-Control: no-store.
+	c.usersPage(w, r, web.UsersPage{NewToken: token, NewTokenFor: t.Name}, http.StatusOK)
+}
+
+func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathInt(r, "id")
+	if !ok {
+		c.notFound(w, r)
+		return
+	}
+	if err := c.store.RevokeToken(r.Context(), c.actor(r), id); err != nil {
+		c.storeError(w, r, err)
+		return
+	}
+	c.flash(w, r, "Revoked the API token.")
+	seeOther(w, r, "/users")
+}
