@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/console"
 	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/queue"
@@ -178,6 +179,7 @@ func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolv
 	})
 	r.Mount("/api/v1", api.New(st, live, resolver, log).Handler())
 	r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	console.New(st, log.With("component", "console")).Register(r)
 	return r
 }
 
