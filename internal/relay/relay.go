@@ -82,6 +82,7 @@ type Relay struct {
 	closed atomic.Bool
 
 	accepted, rejected atomic.Int64
+	probes             probeRegistry
 }
 
 // New builds a relay; Serve starts it.

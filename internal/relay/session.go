@@ -31,6 +31,7 @@ type session struct {
 	tlsVer string
 	cipher string
 	cert   clientCert
+	probe  *Probe // set once a validation probe authenticated
 
 	tx *transaction // the message being received, after MAIL FROM
 }
@@ -122,7 +123,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	tx := &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
 	s.tx = tx
 	s.event("connect", "client %s helo %q tls %s %s certificate %q", s.ip, s.conn.Hostname(), orNone(s.tlsVer), s.cipher, s.certText())
+	if p := s.probe; p != nil {
+		tx.ix = p.Index
+		s.event("probe", "%s: acting as client %s, tls %v, certificate names %v", p.Label, p.Client.IP, p.Client.TLS, p.Client.CertNames)
+	}
 	d := DecideSender(tx.ix, s.client, from)
+	if s.probe != nil && s.probe.Observe != nil {
+		s.probe.Observe(ProbeEvent{Sender: &d})
+	}
 	tx.from, tx.fromDomain, tx.attribution = d.From, d.Domain, d.Attribution
 	if d.Refusal != nil {
 		if d.Attribution.Reason != "" {
@@ -144,6 +152,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return Reply{503, [3]int{5, 5, 1}, "Send MAIL FROM first"}.Err()
 	}
 	d := DecideRecipient(tx.ix, tx.attribution, s.client, tx.fromDomain, to)
+	if s.probe != nil && s.probe.Observe != nil {
+		s.probe.Observe(ProbeEvent{Recipient: &d})
+	}
 	if d.Refusal != nil {
 		tx.refused++
 		s.event("recipient_rejected", "%s: %s (%s)", d.Address, d.Reason, d.Refusal)
@@ -208,6 +219,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	tx.done = true
 	s.r.accepted.Add(1)
+	if s.probe != nil && s.probe.Observe != nil {
+		s.probe.Observe(ProbeEvent{Queued: tx.uid})
+	}
 	s.log.Info("message queued", "msg_id", tx.uid, "sender", tx.from, "rcpts", len(tx.rcpts), "size", body.Len(), "connector", inboundName(tx.attribution))
 	return reply.Err()
 }
