@@ -306,6 +306,7 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 			r.fail("STARTTLS with "+label, began, fmt.Sprintf("TLS handshake with %s failed: %v", addr, err))
 			return
 		}
+		c.tp, c.conn = textproto.NewConn(tc), tc
 		cs := tc.ConnectionState()
 		r.logf("%s TLS: %s, %s", c.who, tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite))
 		for i, pc := range delivery.DescribeChain(cs) {
@@ -330,8 +331,6 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 		default:
 			r.pass("certificate of "+label, began, fmt.Sprintf("%s; meets %s", leaf, setting))
 		}
-		c.tp = textproto.NewConn(tc)
-		c.conn = tc
 		if _, ok := o.ehlo(c, r, "EHLO after STARTTLS to "+label, time.Now()); !ok {
 			return
 		}

@@ -1,0 +1,360 @@
+package validation
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/relay"
+	"github.com/flowgate/flowgate/internal/routing"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Inbound validates inbound connector revisions through flowgate's own,
+// live SMTP listener.
+type Inbound struct {
+	Relay    *relay.Relay
+	Port     int // the relay's listening port; probes connect to 127.0.0.1 on it
+	Store    *store.Store
+	Hostname string
+	Timeout  time.Duration // per network step; default 30 s
+}
+
+func (in *Inbound) timeout() time.Duration {
+	if in.Timeout == 0 {
+		return 30 * time.Second
+	}
+	return in.Timeout
+}
+
+// probeFacts is who a probe pretends to be.
+type probeFacts struct {
+	client routing.Client
+	sender string
+	broken string // for the negative probe: the restriction it breaks
+	expect string // the enhanced status code the negative probe must get
+}
+
+// documentation addresses for probes that must not match the connector.
+var outsideIPs = []string{"192.0.2.77", "198.51.100.77", "203.0.113.77", "2001:db8::77"}
+
+func firstIP(spec connector.ParsedInbound) (netip.Addr, bool) {
+	for _, s := range spec.SenderIPs {
+		from := s.Range.From()
+		if p := s.Prefixes(); len(p) == 1 && p[0].Bits() < from.BitLen()-1 {
+			return from.Next(), true // a host inside the network, not its network address
+		}
+		return from, true
+	}
+	return netip.Addr{}, false
+}
+
+// nameFor turns a pattern into a concrete name that it matches.
+func nameFor(pattern string) string {
+	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
+		return "probe." + rest
+	}
+	return pattern
+}
+
+// Validate runs the inbound validation of one revision: a positive probe
+// that must be accepted, attributed to this revision and routed, and a
+// negative probe that breaks one restriction and must be refused.
+func (in *Inbound) Validate(ctx context.Context, connectorID int64, name string, revision int, spec *connector.InboundSpec, sender string, rcpts []string) *store.Validation {
+	r := newRun()
+	r.logf("validating revision %d of inbound connector %q through flowgate's SMTP listener on 127.0.0.1:%d", revision, name, in.Port)
+
+	began := time.Now()
+	cfg, err := in.Store.RoutingConfig(ctx)
+	if err != nil {
+		r.fail("load the configuration", began, err.Error())
+		return r.result(connectorID, revision, sender, rcpts)
+	}
+	cand := routing.Inbound{ID: connectorID, Name: name, Revision: revision, Spec: *spec}
+	kept := cfg.Inbound[:0]
+	for _, c := range cfg.Inbound {
+		if c.ID != connectorID {
+			kept = append(kept, c)
+		}
+	}
+	cfg.Inbound = append(kept, cand)
+	ix := routing.Build(cfg)
+	r.pass("load the configuration", began, fmt.Sprintf("the active configuration, with revision %d of %q in place of its active revision", revision, name))
+
+	accepted := ""
+	for _, d := range cfg.AcceptedDomains {
+		accepted = d.Domain
+		break
+	}
+	parsed := spec.Parse()
+	pos := probeFacts{client: routing.Client{IP: netip.MustParseAddr("192.0.2.10"), TLS: true}}
+	if ip, ok := firstIP(parsed); ok {
+		pos.client.IP = ip
+	}
+	if spec.TLSSenderCertificateName != "" {
+		pos.client.CertNames = []string{nameFor(spec.TLSSenderCertificateName)}
+	}
+	switch {
+	case sender != "":
+		pos.sender = sender
+	case spec.ConnectorType == connector.OnPremises && accepted != "":
+		pos.sender = "flowgate-validation@" + accepted
+	case len(spec.SenderDomains) > 0 && spec.SenderDomains[0] != "*":
+		pos.sender = "flowgate-validation@" + nameFor(spec.SenderDomains[0])
+	default:
+		pos.sender = "flowgate-validation@partner.example"
+	}
+	if len(rcpts) == 0 && accepted != "" {
+		rcpts = []string{"postmaster@" + accepted}
+	}
+	if len(rcpts) == 0 {
+		r.fail("recipients", time.Now(), "flowgate has no accepted domain to send the test message to — add an accepted domain, or enter recipients")
+		return r.result(connectorID, revision, pos.sender, rcpts)
+	}
+
+	// The positive probe.
+	r.logf("--- positive probe: client %s, TLS %v, certificate names %v, sender %s", pos.client.IP, pos.client.TLS, pos.client.CertNames, pos.sender)
+	in.positive(ctx, r, ix, pos, connectorID, name, revision, rcpts)
+
+	// The negative probe breaks one restriction.
+	neg := pos
+	neg.expect = "5.7.51"
+	switch {
+	case spec.ConnectorType == connector.OnPremises && len(spec.SenderIPAddresses) == 0:
+		// Identified by certificate only: without it, it is not your
+		// server, and must not relay.
+		neg.client = routing.Client{IP: netip.MustParseAddr(outsideIPs[0])}
+		neg.expect = "5.7.64"
+		neg.broken = "not your email server (no certificate " + spec.TLSSenderCertificateName + ") relaying to the Internet"
+	case spec.RequireTLS:
+		neg.client.TLS, neg.client.CertNames = false, nil
+		neg.broken = "not sent over TLS (require_tls)"
+	case spec.RestrictDomainsToCertificate:
+		neg.client.CertNames = nil
+		neg.broken = "no certificate named " + spec.TLSSenderCertificateName + " (restrict_domains_to_certificate)"
+	case spec.RestrictDomainsToIPAddresses:
+		neg.broken = "sent from outside the partner's IP addresses (restrict_domains_to_ip_addresses)"
+		for _, o := range outsideIPs {
+			ip := netip.MustParseAddr(o)
+			inside := false
+			for _, s := range parsed.SenderIPs {
+				inside = inside || s.Contains(ip)
+			}
+			if !inside {
+				neg.client.IP = ip
+				break
+			}
+		}
+	default:
+		// An on-premises connector without restrictions: an unidentified
+		// client must not be able to relay as if it were your server.
+		neg.client = routing.Client{IP: netip.MustParseAddr(outsideIPs[0])}
+		neg.expect = "5.7.64"
+		neg.broken = "not your email server (unknown IP, no certificate) relaying to the Internet"
+	}
+	r.logf("--- negative probe: %s; client %s, TLS %v, certificate names %v", neg.broken, neg.client.IP, neg.client.TLS, neg.client.CertNames)
+	in.negative(ctx, r, ix, neg, name, revision)
+	return r.result(connectorID, revision, pos.sender, rcpts)
+}
+
+// probeSession is one SMTP session with the relay as a validation probe.
+type probeSession struct {
+	c      *smtpConn
+	events []relay.ProbeEvent
+	mu     *sync.Mutex
+}
+
+// open connects to the relay, starts TLS and authenticates as a probe
+// with the given facts; it records the steps under prefix.
+func (in *Inbound) open(ctx context.Context, r *run, ix *routing.Index, f probeFacts, label, prefix string) (*probeSession, func(), bool) {
+	ps := &probeSession{mu: &sync.Mutex{}}
+	secret, unregister := in.Relay.RegisterProbe(&relay.Probe{
+		Client: f.client, Index: ix, Label: label,
+		Observe: func(e relay.ProbeEvent) { ps.mu.Lock(); ps.events = append(ps.events, e); ps.mu.Unlock() },
+	})
+	began := time.Now()
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(in.Port))
+	d := net.Dialer{Timeout: in.timeout(), LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		unregister()
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, connectError(addr, in.Port, err))
+		return nil, nil, false
+	}
+	closeAll := func() { unregister(); conn.Close() }
+	c := &smtpConn{r: r, conn: conn, tp: textproto.NewConn(conn), who: "[flowgate " + addr + "]"}
+	ps.c = c
+	c.deadline(in.timeout())
+	o := &Outbound{Hostname: in.Hostname, Timeout: in.timeout()}
+	if code, msg, err := c.reply(); err != nil || code != 220 {
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, "no 220 greeting: "+replyOrErr(msg, err))
+		closeAll()
+		return nil, nil, false
+	}
+	if code, msg, err := o.do(c, "EHLO %s", in.Hostname); err != nil || code != 250 {
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, "EHLO refused: "+replyOrErr(msg, err))
+		closeAll()
+		return nil, nil, false
+	}
+	if code, msg, err := o.do(c, "STARTTLS"); err != nil || code != 220 {
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, "STARTTLS refused: "+replyOrErr(msg, err))
+		closeAll()
+		return nil, nil, false
+	}
+	// The probe talks to this very process over loopback; its own
+	// certificate may be self-signed, so it is not verified here.
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	_ = tc.SetDeadline(time.Now().Add(in.timeout()))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, "TLS handshake: "+err.Error())
+		closeAll()
+		return nil, nil, false
+	}
+	c.conn, c.tp = tc, textproto.NewConn(tc)
+	if code, msg, err := o.do(c, "EHLO %s", in.Hostname); err != nil || code != 250 {
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, "EHLO after STARTTLS refused: "+replyOrErr(msg, err))
+		closeAll()
+		return nil, nil, false
+	}
+	r.logf("%s C: AUTH %s (the run's secret)", c.who, relay.ProbeMechanism)
+	if err := c.tp.PrintfLine("AUTH %s %s", relay.ProbeMechanism, base64.StdEncoding.EncodeToString([]byte(secret))); err != nil {
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, err.Error())
+		closeAll()
+		return nil, nil, false
+	}
+	if code, msg, err := c.reply(); err != nil || code != 235 {
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, "the probe could not authenticate: "+replyOrErr(msg, err))
+		closeAll()
+		return nil, nil, false
+	}
+	r.pass(prefix+"connect to flowgate's SMTP listener", began, fmt.Sprintf("%s over TLS; acting as client %s, TLS %v, certificate names %v", addr, f.client.IP, f.client.TLS, f.client.CertNames))
+	return ps, closeAll, true
+}
+
+func (ps *probeSession) snapshot() []relay.ProbeEvent {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return append([]relay.ProbeEvent(nil), ps.events...)
+}
+
+func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f probeFacts, id int64, name string, revision int, rcpts []string) {
+	label := fmt.Sprintf("validation of inbound connector %q revision %d", name, revision)
+	ps, done, ok := in.open(ctx, r, ix, f, label, "")
+	if !ok {
+		return
+	}
+	defer done()
+	c := ps.c
+	o := &Outbound{Timeout: in.timeout()}
+
+	began := time.Now()
+	code, msg, err := o.do(c, "MAIL FROM:<%s>", f.sender)
+	var sd *relay.SenderDecision
+	for _, e := range ps.snapshot() {
+		if e.Sender != nil {
+			sd = e.Sender
+		}
+	}
+	switch {
+	case err != nil || code != 250:
+		r.fail("MAIL FROM "+f.sender, began, "the probe was refused: "+replyOrErr(msg, err))
+		o.quit(c)
+		return
+	case sd == nil || sd.Attribution.Connector == nil:
+		r.fail("attribution", began, "the probe was not attributed to any inbound connector — another connector identifies this sender first, or the identity is incomplete")
+		o.quit(c)
+		return
+	case sd.Attribution.Connector.ID != id || sd.Attribution.Connector.Revision != revision:
+		r.fail("attribution", began, fmt.Sprintf("the probe was attributed to %q revision %d, not to this revision: %s — two connectors claim the same sender", sd.Attribution.Connector.Name, sd.Attribution.Connector.Revision, sd.Attribution.Reason))
+		o.quit(c)
+		return
+	}
+	r.pass("attribution", began, sd.Attribution.Reason)
+	r.pass("MAIL FROM "+f.sender, began, lastLine(msg))
+
+	okRcpts := 0
+	for _, a := range rcpts {
+		began = time.Now()
+		code, msg, err := o.do(c, "RCPT TO:<%s>", a)
+		if err != nil || (code != 250 && code != 251) {
+			r.fail("RCPT TO "+a, began, "refused: "+replyOrErr(msg, err))
+			continue
+		}
+		okRcpts++
+		detail := lastLine(msg)
+		for _, e := range ps.snapshot() {
+			if e.Recipient != nil && strings.EqualFold(e.Recipient.Address, a) {
+				rt := e.Recipient.Route
+				switch rt.Kind {
+				case routing.ViaConnector:
+					detail = fmt.Sprintf("%s; routed through outbound connector %q (%s)", e.Recipient.Reason, rt.Connector.Name, rt.Reason)
+				case routing.ViaMX:
+					detail = fmt.Sprintf("%s; delivered by MX (%s)", e.Recipient.Reason, rt.Reason)
+				default:
+					detail = fmt.Sprintf("%s; note: %s — it would wait in the queue until an outbound connector carries it", e.Recipient.Reason, rt.Reason)
+				}
+			}
+		}
+		r.pass("RCPT TO "+a, began, detail)
+	}
+	if okRcpts == 0 {
+		o.quit(c)
+		return
+	}
+	began = time.Now()
+	if code, msg, err := o.do(c, "DATA"); err != nil || code != 354 {
+		r.fail("test message", began, "DATA refused: "+replyOrErr(msg, err))
+		o.quit(c)
+		return
+	}
+	vid := randomID()
+	body := testMessage(in.Hostname, f.sender, rcpts, "inbound", name, revision, vid)
+	w := c.tp.DotWriter()
+	_, werr := w.Write(body)
+	if cerr := w.Close(); werr == nil {
+		werr = cerr
+	}
+	r.logf("%s C: (test message, %d bytes)", c.who, len(body))
+	code, msg, err = c.reply()
+	if werr != nil || err != nil || code != 250 {
+		r.fail("test message", began, "not accepted: "+replyOrErr(msg, err))
+		o.quit(c)
+		return
+	}
+	r.pass("test message", began, "accepted and queued: "+lastLine(msg))
+	o.quit(c)
+}
+
+func (in *Inbound) negative(ctx context.Context, r *run, ix *routing.Index, f probeFacts, name string, revision int) {
+	label := fmt.Sprintf("negative probe for inbound connector %q revision %d", name, revision)
+	ps, done, ok := in.open(ctx, r, ix, f, label, "negative probe: ")
+	if !ok {
+		return
+	}
+	defer done()
+	c := ps.c
+	o := &Outbound{Timeout: in.timeout()}
+	step := "negative probe: " + f.broken
+	began := time.Now()
+	code, msg, err := o.do(c, "MAIL FROM:<%s>", f.sender)
+	if err == nil && code == 250 && f.expect == "5.7.64" {
+		code, msg, err = o.do(c, "RCPT TO:<%s>", "flowgate-validation@probe.example")
+	}
+	switch {
+	case err != nil:
+		r.fail(step, began, err.Error())
+	case code == 550 && strings.Contains(msg, f.expect):
+		r.pass(step, began, "refused as it must be: "+lastLine(msg))
+	default:
+		r.fail(step, began, fmt.Sprintf("expected 550 %s, got %s — this restriction would not protect you", f.expect, lastLine(msg)))
+	}
+	o.quit(c)
+}
