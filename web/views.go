@@ -42,15 +42,16 @@ type SignInForm struct {
 
 // ConnectorRow is one line of the connectors list.
 type ConnectorRow struct {
-	ID             int64
-	Direction      string // inbound or outbound
-	Name           string
-	FromTo         string // "Partner organization → flowgate"
-	Status         string
-	Enabled        bool
-	Revision       int
-	ActiveRevision int // 0: none
-	LastValidation string
+	ID                 int64
+	Direction          string // inbound or outbound
+	Name               string
+	FromTo             string // "Partner organization → flowgate"
+	Status             string
+	Enabled            bool
+	Revision           int
+	ActiveRevision     int // 0: none
+	LastValidation     string
+	LastValidationHref string // the newest run's report, if any
 }
 
 // Href is the connector's page.
@@ -98,6 +99,10 @@ type ConnectorPage struct {
 	Diff        []DiffLine
 	DiffShown   bool
 	DiffMessage string
+
+	CanValidate      bool             // validation runs in this process
+	ActivateRevision int              // a revision that may be activated now; 0: none
+	Validations      []ValidationView // newest first
 }
 
 // ConfirmPage asks before a destructive action.
@@ -274,4 +279,52 @@ type ReviewError struct {
 	Message string
 	Step    int
 	Label   string
+}
+
+// ValidationStep is one step of a validation run.
+type ValidationStep struct {
+	Name       string
+	Status     string // passed, failed, skipped
+	Detail     string
+	DurationMS int64
+}
+
+// ValidationView is one validation run.
+type ValidationView struct {
+	ID         int64
+	Href       string
+	Revision   int
+	Status     string // passed or failed
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Sender     string
+	Recipients []string
+	Steps      []ValidationStep
+	Transcript string
+	CreatedBy  string
+}
+
+// ValidatePage is the form that starts a validation run.
+type ValidatePage struct {
+	Page
+	Row           ConnectorRow
+	Revision      int
+	Inbound       bool
+	Recipients    string
+	Sender        string
+	DefaultSender string
+	RcptHint      string
+	Errors        Errors
+	FormError     string
+	Steps         []WizardStep // set when the wizard led here: its steps, with Validate last
+}
+
+// ValidationPage is one run's report.
+type ValidationPage struct {
+	Page
+	Row         ConnectorRow
+	V           ValidationView
+	CanActivate bool // passed, the newest run of its revision, not active yet
+	Active      bool // this revision carries mail
+	Outdated    string
 }

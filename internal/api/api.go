@@ -22,6 +22,7 @@ import (
 	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/validation"
 )
 
 // maxBody is the largest request body accepted.
@@ -29,10 +30,11 @@ const maxBody = 1 << 20
 
 // Server serves the API.
 type Server struct {
-	store    *store.Store
-	live     *liveconfig.Config
-	resolver *delivery.Resolver
-	log      *slog.Logger
+	store      *store.Store
+	live       *liveconfig.Config
+	resolver   *delivery.Resolver
+	log        *slog.Logger
+	validation *validation.Service
 }
 
 // New returns an API server over st. live answers route tests; resolver,
@@ -59,6 +61,10 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/{id}", h.get)
 			r.Put("/{id}", h.update)
 			r.Delete("/{id}", h.delete)
+			r.Post("/{id}/validate", h.validate)
+			r.Post("/{id}/activate", h.activate)
+			r.Get("/{id}/validations", h.listValidations)
+			r.Get("/{id}/validations/{vid}", h.getValidation)
 		})
 	}
 	r.Route("/accepted-domains", func(r chi.Router) {

@@ -25,6 +25,7 @@ type readOnly struct {
 	ValidatedRevision json.RawMessage `json:"validated_revision,omitempty"`
 	CreatedAt         json.RawMessage `json:"created_at,omitempty"`
 	UpdatedAt         json.RawMessage `json:"updated_at,omitempty"`
+	LastValidation    json.RawMessage `json:"last_validation,omitempty"`
 }
 
 type inboundRequest struct {
@@ -69,6 +70,10 @@ func connectorJSON(c *store.Connector) map[string]any {
 	out["validated_revision"] = c.ValidatedRevision
 	out["created_at"] = c.CreatedAt.UTC().Format(time.RFC3339)
 	out["updated_at"] = c.UpdatedAt.UTC().Format(time.RFC3339)
+	out["last_validation"] = nil
+	if lv := c.LastValidation; lv != nil {
+		out["last_validation"] = map[string]any{"id": lv.ID, "revision": lv.Revision, "status": lv.Status, "finished_at": lv.At.UTC().Format(time.RFC3339)}
+	}
 	return out
 }
 

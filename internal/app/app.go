@@ -25,6 +25,7 @@ import (
 	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/relay"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/validation"
 )
 
 // Version is set at build time with -ldflags "-X …/internal/app.Version=…".
@@ -112,8 +113,19 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		_ = rl.Shutdown(context.Background())
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	smtpPort := 0
+	if a, ok := smtpLn.Addr().(*net.TCPAddr); ok {
+		smtpPort = a.Port
+	}
+	validator := &validation.Service{
+		Store:    st,
+		Outbound: &validation.Outbound{Hostname: cfg.Hostname, Roots: outboundRoots, Resolver: client.Resolver, Port: client.Port},
+		Inbound:  &validation.Inbound{Relay: rl, Port: smtpPort, Store: st, Hostname: cfg.Hostname},
+	}
 	srv := &http.Server{
-		Handler:           Handler(st, live, client.Resolver, newMetrics(st, live, rl, writer), log),
+		Handler: NewHandler(HTTPDeps{
+			Store: st, Live: live, Resolver: client.Resolver, Metrics: newMetrics(st, live, rl, writer), Log: log, Validation: validator,
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -153,8 +165,25 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	return runErr
 }
 
-// Handler is flowgate's whole HTTP surface.
+// HTTPDeps is what flowgate's HTTP surface is built from.
+type HTTPDeps struct {
+	Store      *store.Store
+	Live       *liveconfig.Config
+	Resolver   *delivery.Resolver // MX lookups for route tests; nil: none
+	Metrics    prometheus.Gatherer
+	Log        *slog.Logger
+	Validation *validation.Service // nil: validation is unavailable
+}
+
+// Handler is flowgate's whole HTTP surface, without validation.
 func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolver, metrics prometheus.Gatherer, log *slog.Logger) http.Handler {
+	return NewHandler(HTTPDeps{Store: st, Live: live, Resolver: resolver, Metrics: metrics, Log: log})
+}
+
+// NewHandler is flowgate's whole HTTP surface: health, API, metrics and
+// the console.
+func NewHandler(d HTTPDeps) http.Handler {
+	st, live, resolver, metrics, log := d.Store, d.Live, d.Resolver, d.Metrics, d.Log
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -177,9 +206,9 @@ func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolv
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	r.Mount("/api/v1", api.New(st, live, resolver, log).Handler())
+	r.Mount("/api/v1", api.New(st, live, resolver, log).WithValidation(d.Validation).Handler())
 	r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	console.New(st, log.With("component", "console")).Register(r)
+	console.New(st, log.With("component", "console")).WithValidation(d.Validation).Register(r)
 	return r
 }
 

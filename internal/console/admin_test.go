@@ -23,7 +23,7 @@ func TestConnectorsListEnableDisableDelete(t *testing.T) {
 		})
 		href := "/connectors/inbound/" + itoa(id)
 		list := b.get("/connectors")
-		list.has(t, "Contoso Bank", `class="badge active"`, "revision 1 passed", `aria-label="Edit Contoso Bank"`)
+		list.has(t, "Contoso Bank", `class="badge active"`, "passed, revision 1", `aria-label="Edit Contoso Bank"`)
 
 		r := b.post(href + "/disable")
 		if r.Status != http.StatusSeeOther {

@@ -23,8 +23,9 @@ func connectorRow(c *store.Connector) web.ConnectorRow {
 	if c.ActiveRevision != nil {
 		row.ActiveRevision = *c.ActiveRevision
 	}
-	if c.ValidatedRevision != nil {
-		row.LastValidation = fmt.Sprintf("revision %d passed", *c.ValidatedRevision)
+	if lv := c.LastValidation; lv != nil {
+		row.LastValidation = fmt.Sprintf("%s, revision %d, %s", lv.Status, lv.Revision, web.When(lv.At))
+		row.LastValidationHref = validationHref(c.Direction, c.ID, lv.ID)
 	}
 	return row
 }
@@ -154,6 +155,19 @@ func (c *Console) showConnector(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		p.DiffShown = true
+	}
+	vals, err := c.store.ListValidations(r.Context(), conn.ID, 50)
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	for _, v := range vals {
+		p.Validations = append(p.Validations, validationView(conn.Direction, v))
+	}
+	p.CanValidate = c.validation != nil
+	if lv := conn.LastValidation; lv != nil && lv.Revision == conn.Revision && lv.Status == store.ValidationPassed &&
+		(conn.ActiveRevision == nil || *conn.ActiveRevision != conn.Revision) {
+		p.ActivateRevision = conn.Revision
 	}
 	c.render(w, r, http.StatusOK, web.ConnectorDetail(p))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/validation"
 	"github.com/flowgate/flowgate/static"
 	"github.com/flowgate/flowgate/web"
 )
@@ -30,10 +31,11 @@ const SessionTTL = 12 * time.Hour
 
 // Console serves the admin console.
 type Console struct {
-	store    *store.Store
-	log      *slog.Logger
-	sessions *dbSessions
-	csrf     *http.CrossOriginProtection
+	store      *store.Store
+	log        *slog.Logger
+	sessions   *dbSessions
+	csrf       *http.CrossOriginProtection
+	validation *validation.Service // nil: no Validate pages
 }
 
 // New returns the console over st.
@@ -69,6 +71,7 @@ func (c *Console) Register(r chi.Router) {
 			r.Get("/", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/connectors", http.StatusSeeOther) })
 			r.Get("/connectors", c.listConnectors)
 			r.Get("/connectors/{dir}/{id}", c.showConnector)
+			r.Get("/connectors/{dir}/{id}/validations/{vid}", c.showValidation)
 			r.Get("/domains", c.listDomains)
 			r.Get("/audit", c.auditLog)
 			r.Get("/users", c.listUsers)
@@ -79,6 +82,9 @@ func (c *Console) Register(r chi.Router) {
 				r.Get("/connectors/{dir}/{id}/edit", c.editWizard)
 				r.Get("/wizard/{wid}/{step}", c.wizardStep)
 				r.Post("/wizard/{wid}/{step}", c.wizardPost)
+				r.Get("/connectors/{dir}/{id}/validate", c.validatePage)
+				r.Post("/connectors/{dir}/{id}/validate", c.runValidation)
+				r.Post("/connectors/{dir}/{id}/activate", c.activate)
 				r.Post("/connectors/{dir}/{id}/enable", c.enableConnector(true))
 				r.Post("/connectors/{dir}/{id}/disable", c.enableConnector(false))
 				r.Get("/connectors/{dir}/{id}/delete", c.confirmDeleteConnector)

@@ -302,6 +302,11 @@ func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, 
 		c.serverError(w, r, err)
 		return
 	}
+	if c.validation != nil {
+		// The wizard's last step: validate what was just saved.
+		seeOther(w, r, fmt.Sprintf("/connectors/%s/%d/validate?wizard=1", conn.Direction, conn.ID))
+		return
+	}
 	seeOther(w, r, fmt.Sprintf("/connectors/%s/%d", conn.Direction, conn.ID))
 }
 

@@ -1,0 +1,186 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/validation"
+	"github.com/flowgate/flowgate/web"
+)
+
+// WithValidation enables the Validate and Activate pages.
+func (c *Console) WithValidation(v *validation.Service) *Console {
+	c.validation = v
+	return c
+}
+
+func validationHref(dir connector.Direction, connID, id int64) string {
+	return fmt.Sprintf("/connectors/%s/%d/validations/%d", dir, connID, id)
+}
+
+func validationView(dir connector.Direction, v *store.Validation) web.ValidationView {
+	out := web.ValidationView{
+		ID: v.ID, Href: validationHref(dir, v.ConnectorID, v.ID), Revision: v.Revision, Status: v.Status,
+		StartedAt: v.StartedAt, FinishedAt: v.FinishedAt, Sender: v.Sender, Recipients: v.Recipients,
+		Transcript: v.Transcript, CreatedBy: v.CreatedBy,
+	}
+	for _, s := range v.Steps {
+		out.Steps = append(out.Steps, web.ValidationStep{Name: s.Name, Status: s.Status, Detail: s.Detail, DurationMS: s.DurationMS})
+	}
+	return out
+}
+
+// wizardStepsWithValidate is the wizard's step list with its last step,
+// Validate, for the page the wizard's Save leads to.
+func wizardStepsWithValidate(spec connector.Spec) []web.WizardStep {
+	f := formFromSpec(spec, true)
+	return append(steps(f), web.WizardStep{Number: 7, Label: "Validate"})
+}
+
+func (c *Console) validateForm(w http.ResponseWriter, r *http.Request, conn *store.Connector, rcpts, sender string, errs web.Errors, formErr string, status int) {
+	p := web.ValidatePage{
+		Page: c.page(w, r, "Validate "+conn.Name, "connectors"),
+		Row:  connectorRow(conn), Revision: conn.Revision, Inbound: conn.Direction == connector.Inbound,
+		Recipients: rcpts, Sender: sender, DefaultSender: validation.DefaultSender(c.validation.Outbound.Hostname),
+		Errors: errs, FormError: formErr,
+	}
+	if p.Errors == nil {
+		p.Errors = web.Errors{}
+	}
+	if p.Inbound {
+		p.RcptHint = "One address per line, in one of your accepted domains (or, for your own server, anywhere). Leave empty for postmaster of your first accepted domain."
+		p.DefaultSender = "an address in the partner's sender domain"
+	} else {
+		p.RcptHint = "One address per line; prefilled from the connector's test message recipients."
+	}
+	if r.URL.Query().Get("wizard") == "1" {
+		p.Steps = wizardStepsWithValidate(conn.Spec)
+	}
+	c.render(w, r, status, web.Validate(p))
+}
+
+func (c *Console) validatePage(w http.ResponseWriter, r *http.Request) {
+	if c.validation == nil {
+		c.errorPage(w, r, http.StatusServiceUnavailable, "Validation is not available in this process.")
+		return
+	}
+	conn, ok := c.loadConnector(w, r)
+	if !ok {
+		return
+	}
+	rcpts := ""
+	if o, ok := conn.Spec.(*connector.OutboundSpec); ok {
+		rcpts = strings.Join(o.ValidationRecipients, "\n")
+	}
+	c.validateForm(w, r, conn, rcpts, "", nil, "", http.StatusOK)
+}
+
+func (c *Console) runValidation(w http.ResponseWriter, r *http.Request) {
+	if c.validation == nil {
+		c.errorPage(w, r, http.StatusServiceUnavailable, "Validation is not available in this process.")
+		return
+	}
+	conn, ok := c.loadConnector(w, r)
+	if !ok {
+		return
+	}
+	rcptText, sender := r.PostFormValue("recipients"), r.PostFormValue("sender")
+	v, err := c.validation.Run(r.Context(), c.actor(r), conn.Direction, conn.ID, validation.Request{Recipients: lines(rcptText), Sender: sender})
+	var fe connector.FieldErrors
+	switch {
+	case errors.As(err, &fe):
+		c.validateForm(w, r, conn, rcptText, sender, web.Errors(fe), "", http.StatusBadRequest)
+		return
+	case err != nil:
+		c.storeError(w, r, err)
+		return
+	}
+	if v.Status == store.ValidationPassed {
+		c.flash(w, r, fmt.Sprintf("Revision %d passed validation. Activate it to let it carry mail.", v.Revision))
+	} else {
+		c.flash(w, r, fmt.Sprintf("Revision %d failed validation; the failed steps below say why. The connector's active settings, if any, keep carrying mail.", v.Revision))
+	}
+	seeOther(w, r, validationHref(conn.Direction, conn.ID, v.ID))
+}
+
+func (c *Console) showValidation(w http.ResponseWriter, r *http.Request) {
+	conn, ok := c.loadConnector(w, r)
+	if !ok {
+		return
+	}
+	vid, ok := pathInt(r, "vid")
+	if !ok {
+		c.notFound(w, r)
+		return
+	}
+	v, err := c.store.GetValidation(r.Context(), conn.ID, vid)
+	if err != nil {
+		c.storeError(w, r, err)
+		return
+	}
+	p := web.ValidationPage{
+		Page: c.page(w, r, "Validation of "+conn.Name, "connectors"),
+		Row:  connectorRow(conn), V: validationView(conn.Direction, v),
+		Active: conn.ActiveRevision != nil && *conn.ActiveRevision == v.Revision,
+	}
+	if v.Status == store.ValidationPassed && !p.Active {
+		newest, err := c.newestValidation(r, conn.ID, v.Revision)
+		if err != nil {
+			c.serverError(w, r, err)
+			return
+		}
+		p.CanActivate = newest != nil && newest.ID == v.ID
+		if !p.CanActivate {
+			p.Outdated = fmt.Sprintf("A newer validation of revision %d exists; activation follows the newest one.", v.Revision)
+		}
+	}
+	if v.Revision < conn.Revision {
+		p.Outdated = fmt.Sprintf("Revision %d is not the newest: revision %d was saved since.", v.Revision, conn.Revision)
+	}
+	c.render(w, r, http.StatusOK, web.ValidationReport(p))
+}
+
+// newestValidation returns the newest run of one revision.
+func (c *Console) newestValidation(r *http.Request, connID int64, revision int) (*store.Validation, error) {
+	list, err := c.store.ListValidations(r.Context(), connID, 500)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range list {
+		if v.Revision == revision {
+			return v, nil
+		}
+	}
+	return nil, nil
+}
+
+func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
+	conn, ok := c.loadConnector(w, r)
+	if !ok {
+		return
+	}
+	rev, err := strconv.Atoi(r.PostFormValue("revision"))
+	if err != nil || rev < 1 || rev > conn.Revision {
+		c.errorPage(w, r, http.StatusBadRequest, "Choose a revision of this connector to activate.")
+		return
+	}
+	if _, err := c.store.Activate(r.Context(), c.actor(r), conn.Direction, conn.ID, rev); err != nil {
+		if errors.Is(err, store.ErrNotValidated) {
+			c.errorPage(w, r, http.StatusConflict, fmt.Sprintf("Revision %d of %s has not passed validation, so it cannot carry mail. Validate it first.", rev, conn.Name))
+			return
+		}
+		c.storeError(w, r, err)
+		return
+	}
+	msg := fmt.Sprintf("Revision %d of %s is active: it carries mail from now on.", rev, conn.Name)
+	if !conn.Enabled {
+		msg += " The connector is turned off; turn it on to use it."
+	}
+	c.flash(w, r, msg)
+	seeOther(w, r, fmt.Sprintf("/connectors/%s/%d", conn.Direction, conn.ID))
+}
