@@ -13,6 +13,12 @@
 # (needs root; /etc/postfix is restored afterwards).
 # Needs: apt-get install postfix (for smtp-source/smtp-sink), Go, and for
 # postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
+#
+# BENCH_PROFILE=DIR (flowgate only): serve pprof (FLOWGATE_PPROF_ADDR), take
+# a CPU profile of flowgate for BENCH_PROFILE_SECONDS (default 10) starting
+# when the load starts, write it to DIR/cpu.prof, and print the CPU seconds
+# that flowgate, the PostgreSQL server processes, smtp-source and smtp-sink
+# used during the run (from /proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,8 +54,9 @@ flowgate)
     export DATABASE_URL=
   fi
   go run ./internal/testutil/benchsetup -domain bench.test -smart-host "127.0.0.1:$sink_port"
+  [ -n "${BENCH_PROFILE:-}" ] && export FLOWGATE_PPROF_ADDR=127.0.0.1:${BENCH_PPROF_PORT:-6061}
   "$work/flowgate" serve 2>"$work/flowgate.log" &
-  pids+=($!)
+  pids+=($!); relay_pid=$!
   ;;
 postfix)
   cp -a /etc/postfix "$work/postfix-etc"
@@ -67,9 +74,29 @@ esac
 
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$relay_port") 2>/dev/null && break; sleep 0.1; done
 
+# cpu_of PID...: user+system CPU seconds of the processes (and their dead waited-for children).
+cpu_of() {
+  local t=0 p f
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    f=$(sed 's/^.*) //' "/proc/$p/stat")
+    t=$((t + $(echo "$f" | awk '{print $12 + $13 + $14 + $15}')))
+  done
+  echo "scale=2; $t / $(getconf CLK_TCK)" | bc
+}
+pg_pids() { pgrep -x postgres || pgrep -f '^postgres' || true; }
+sink_pid=${pids[0]}
+
 delivered() { tr '\r' '\n' <"$work/sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2; }
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  mkdir -p "$BENCH_PROFILE"
+  curl -s -o "$BENCH_PROFILE/cpu.prof" "http://$FLOWGATE_PPROF_ADDR/debug/pprof/profile?seconds=${BENCH_PROFILE_SECONDS:-10}" &
+  prof_pid=$!
+  cpu0_relay=$(cpu_of "$relay_pid"); cpu0_pg=$(cpu_of $(pg_pids)); cpu0_sink=$(cpu_of "$sink_pid")
+fi
 start=$(date +%s.%N)
-smtp-source -l "$size" -m "$count" -s "$sessions" -f bench@sender.test -t user@bench.test "127.0.0.1:$relay_port"
+/usr/bin/time -f '%U %S' -o "$work/source.time" \
+  smtp-source -l "$size" -m "$count" -s "$sessions" -f bench@sender.test -t user@bench.test "127.0.0.1:$relay_port"
 accepted_at=$(date +%s.%N)
 while [ "$(delivered || echo 0)" -lt "$count" ] 2>/dev/null; do
   sleep 0.05
@@ -78,6 +105,12 @@ while [ "$(delivered || echo 0)" -lt "$count" ] 2>/dev/null; do
   fi
 done
 end=$(date +%s.%N)
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  printf 'CPU seconds during the run: flowgate %s, postgres %s, smtp-sink %s, smtp-source %s (wall %.2f s)\n' \
+    "$(echo "$(cpu_of "$relay_pid") - $cpu0_relay" | bc)" "$(echo "$(cpu_of $(pg_pids)) - $cpu0_pg" | bc)" \
+    "$(echo "$(cpu_of "$sink_pid") - $cpu0_sink" | bc)" "$(awk '{print $1 + $2}' "$work/source.time")" "$(echo "$end - $start" | bc)"
+  wait "$prof_pid" || true
+fi
 printf '%s %s sessions=%s size=%s count=%s: accepted in %.2fs (%.0f msg/s), delivered in %.2fs → %.0f msg/s end to end\n' \
   "$target" "$engine" "$sessions" "$size" "$count" \
   "$(echo "$accepted_at - $start" | bc)" "$(echo "$count / ($accepted_at - $start)" | bc -l)" \

@@ -58,6 +58,11 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err := ensureAdmin(ctx, st, cfg, log); err != nil {
 		return err
 	}
+	if stopPprof, err := startPprof(cfg.PprofAddr, log); err != nil {
+		return fmt.Errorf("FLOWGATE_PPROF_ADDR: %w", err)
+	} else {
+		defer stopPprof()
+	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()

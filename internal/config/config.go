@@ -40,6 +40,8 @@ type Config struct {
 
 	DeliveryConcurrency int
 	DeliveryLease       time.Duration
+
+	PprofAddr string // net/http/pprof listener; empty: off
 }
 
 // setting is one configuration entry: its flag, its variable, its default.
@@ -71,6 +73,7 @@ func settings() []setting {
 		{"smtp-max-recipients", "FLOWGATE_SMTP_MAX_RECIPIENTS", "500", "recipients per message", nil},
 		{"delivery-concurrency", "FLOWGATE_DELIVERY_CONCURRENCY", "32", "messages this process delivers at once", nil},
 		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", "5m", "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
+		{"pprof-addr", "FLOWGATE_PPROF_ADDR", "", "listen address for Go's net/http/pprof profiling endpoints (e.g. 127.0.0.1:6060); empty: off", nil},
 	}
 }
 
@@ -100,6 +103,7 @@ func build(v map[string]string) (*Config, error) {
 		DatabaseURL: v["database-url"], DataDir: v["data-dir"], HTTPAddr: v["http-addr"], SMTPAddr: v["smtp-addr"],
 		Hostname: v["hostname"], TLSCert: v["tls-cert"], TLSKey: v["tls-key"], ClientCA: v["client-ca"],
 		OutboundCA: v["outbound-ca"], DNSServer: v["dns-server"], AdminEmail: v["admin-email"], AdminPassword: v["admin-password"],
+		PprofAddr: v["pprof-addr"],
 	}
 	var errs []error
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
@@ -113,6 +117,11 @@ func build(v map[string]string) (*Config, error) {
 	for name, addr := range map[string]string{"FLOWGATE_HTTP_ADDR": c.HTTPAddr, "FLOWGATE_SMTP_ADDR": c.SMTPAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q is not host:port", name, addr))
+		}
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("FLOWGATE_PPROF_ADDR %q is not host:port", c.PprofAddr))
 		}
 	}
 	if c.DNSServer != "" {
