@@ -1,0 +1,156 @@
+package console_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/delivery"
+	"github.com/flowgate/flowgate/internal/liveconfig"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil"
+	"github.com/flowgate/flowgate/internal/validation"
+)
+
+// serveWithValidation serves the console with outbound validation.
+func serveWithValidation(t *testing.T, st *store.Store) *httptest.Server {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	live, err := liveconfig.Load(ctx, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go live.Run(ctx)
+	svc := &validation.Service{Store: st, Outbound: &validation.Outbound{Hostname: "gw.contoso.test", Resolver: &delivery.Resolver{}, Timeout: 5 * time.Second}}
+	srv := httptest.NewServer(app.NewHandler(app.HTTPDeps{Store: st, Live: live, Metrics: prometheus.NewRegistry(), Log: log, Validation: svc}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+var reportRE = regexp.MustCompile(`^/connectors/outbound/\d+/validations/\d+$`)
+
+func TestValidateAndActivateInTheConsole(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		createUser(t, st, "admin@contoso.com", store.RoleAdmin)
+		createUser(t, st, "viewer@contoso.com", store.RoleViewer)
+		srv := serveWithValidation(t, st)
+		b := newBrowser(t, srv)
+		b.signIn("admin@contoso.com")
+		sink := testutil.NewSink(t, testutil.SinkOptions{})
+
+		// The wizard ends at the Validate step.
+		w := startWizard(t, b, "/connectors/new")
+		w.next("1", "2", "from", "flowgate", "to", "partner")
+		w.next("2", "3", "name", "To Fabrikam", "enabled", "on")
+		w.next("3", "4", "use", "domains", "recipient_domains", "fabrikam.test")
+		w.next("4", "5", "route_by", "smarthosts", "smart_hosts", sink.Addr)
+		w.next("5", "6", "tls_settings", "opportunistic", "validation_recipients", "postmaster@fabrikam.test")
+		r := b.post(w.base+"/6", "nav", "save")
+		if r.Status != http.StatusSeeOther || !strings.HasSuffix(r.Location, "/validate?wizard=1") {
+			t.Fatalf("save: %d %q", r.Status, r.Location)
+		}
+		href := strings.TrimSuffix(r.Location, "/validate?wizard=1")
+		form := b.get(r.Location)
+		form.has(t, "Validate revision 1 of To Fabrikam", `aria-current="step">Validate<`, "postmaster@fabrikam.test", "Run validation")
+
+		// Bad input: an error next to the field, nothing run.
+		r = b.post(href+"/validate", "recipients", "not an address")
+		r.wantFieldError(t, "recipients", "not an address")
+		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test", "sender", "bad sender")
+		r.wantFieldError(t, "sender", "bad sender")
+
+		// Activate before validating: refused.
+		if r := b.post(href+"/activate", "revision", "1"); r.Status != http.StatusConflict {
+			t.Fatalf("activate before validate: %d", r.Status)
+		}
+
+		// A passing run: the report with steps and transcript, and Activate.
+		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test\nsales@fabrikam.test", "sender", "admin@contoso.com")
+		if r.Status != http.StatusSeeOther || !reportRE.MatchString(r.Location) {
+			t.Fatalf("run: %d %q %s", r.Status, r.Location, r.Body)
+		}
+		report := b.follow(r)
+		report.has(t, "Revision 1 passed validation.", "Validation of revision 1:", "passed", "RCPT TO sales@fabrikam.test", "C: MAIL FROM:<admin@contoso.com>", "Activate revision 1", "Transcript")
+		if m := sink.Wait(t, 1, 5*time.Second); len(m[0].To) != 2 || m[0].From != "admin@contoso.com" {
+			t.Fatalf("test message: %+v", m[0])
+		}
+		reportPath := r.Location
+		detail := b.get(href)
+		detail.has(t, "Validation history", "Report and transcript", "Activate revision 1", `class="badge validated"`)
+
+		// A viewer reads the report but cannot validate or activate.
+		viewer := newBrowser(t, srv)
+		viewer.signIn("viewer@contoso.com")
+		viewer.get(reportPath).lacks(t, "Activate revision 1", "Validate again")
+		if r := viewer.get(href + "/validate"); r.Status != http.StatusForbidden {
+			t.Fatalf("viewer validate page: %d", r.Status)
+		}
+		if r := viewer.post(href+"/activate", "revision", "1"); r.Status != http.StatusForbidden {
+			t.Fatalf("viewer activate: %d", r.Status)
+		}
+
+		r = b.post(href+"/activate", "revision", "1")
+		if r.Status != http.StatusSeeOther {
+			t.Fatalf("activate: %d %s", r.Status, r.Body)
+		}
+		b.follow(r).has(t, "Revision 1 of To Fabrikam is active", `class="badge active"`, "Revision 1, the newest, carries mail.")
+
+		// Edit to a dead host: the run fails with the reason, the
+		// connector is "failed" with the report one click away, and
+		// activation is refused; revision 1 stays active.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := ln.Addr().String()
+		ln.Close()
+		w = startWizard(t, b, href+"/edit")
+		w.next("1", "2", "from", "flowgate", "to", "partner")
+		w.next("2", "3", "name", "To Fabrikam", "enabled", "on")
+		w.next("3", "4", "use", "domains", "recipient_domains", "fabrikam.test")
+		w.next("4", "5", "route_by", "smarthosts", "smart_hosts", dead)
+		w.next("5", "6", "tls_settings", "opportunistic", "validation_recipients", "postmaster@fabrikam.test")
+		r = b.post(w.base+"/6", "nav", "save")
+		b.follow(r).has(t, "Validate revision 2 of To Fabrikam", "The active revision keeps carrying mail until revision 2 is validated and activated.")
+		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test")
+		failed := b.follow(r)
+		failed.has(t, "Revision 2 failed validation", "connection refused on "+dead, "✗ failed")
+		failed.lacks(t, "Activate revision 2")
+		list := b.get("/connectors")
+		list.has(t, `class="badge failed"`, "failed, revision 2")
+		if !strings.Contains(list.Body, `href="`+r.Location+`"`) {
+			t.Fatalf("the list does not link the failed report %s:\n%s", r.Location, list.Body)
+		}
+		if r := b.post(href+"/activate", "revision", "2"); r.Status != http.StatusConflict {
+			t.Fatalf("activating the failed revision: %d", r.Status)
+		}
+		c := onlyConnector(t, st, connector.Outbound)
+		if c.ActiveRevision == nil || *c.ActiveRevision != 1 || c.Status() != store.StatusFailed {
+			t.Fatalf("after the failed run: active %v status %s", c.ActiveRevision, c.Status())
+		}
+		// The old passed report no longer offers activation of a revision
+		// that is not the newest... but revision 1 is active anyway.
+		b.get(reportPath).has(t, "Revision 1 is active")
+		entries, _ := st.ListAudit(ctx, store.AuditFilter{ConnectorID: c.ID})
+		var actions []string
+		for _, e := range entries {
+			actions = append(actions, e.Action)
+		}
+		if got := strings.Join(actions, ","); got != "validate,update,activate,validate,create" {
+			t.Fatalf("audit: %s", got)
+		}
+	})
+}
