@@ -4,7 +4,6 @@ import (
 	"context"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -13,37 +12,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/flowgate/flowgate/internal/app"
-	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil/webtest"
 )
 
 // adminPassword is every test user's password.
 const adminPassword = "correct horse battery staple"
 
 // serve runs flowgate's whole HTTP surface over st, as `flowgate serve`
-// does, and returns its base URL.
+// does.
 func serve(t testing.TB, st *store.Store, tlsOn bool) *httptest.Server {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	live, err := liveconfig.Load(ctx, st, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go live.Run(ctx)
-	h := app.Handler(st, live, nil, prometheus.NewRegistry(), log)
-	var srv *httptest.Server
-	if tlsOn {
-		srv = httptest.NewTLSServer(h)
-	} else {
-		srv = httptest.NewServer(h)
-	}
-	t.Cleanup(srv.Close)
-	return srv
+	return webtest.Serve(t, st, webtest.Options{TLS: tlsOn})
 }
 
 // browser is a cookie-keeping client that does not follow redirects and

@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,32 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/delivery"
-	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
+	"github.com/flowgate/flowgate/internal/testutil/webtest"
 	"github.com/flowgate/flowgate/internal/validation"
 )
 
 // serveWithValidation serves the console with outbound validation.
 func serveWithValidation(t *testing.T, st *store.Store) *httptest.Server {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	live, err := liveconfig.Load(ctx, st, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go live.Run(ctx)
 	svc := &validation.Service{Store: st, Outbound: &validation.Outbound{Hostname: "gw.contoso.test", Resolver: &delivery.Resolver{}, Timeout: 5 * time.Second}}
-	srv := httptest.NewServer(app.NewHandler(app.HTTPDeps{Store: st, Live: live, Metrics: prometheus.NewRegistry(), Log: log, Validation: svc}))
-	t.Cleanup(srv.Close)
-	return srv
+	return webtest.Serve(t, st, webtest.Options{Validation: svc})
 }
 
 var reportRE = regexp.MustCompile(`^/connectors/outbound/\d+/validations/\d+$`)
