@@ -100,7 +100,7 @@ type session struct {
 }
 
 const (
-	maxIdlePerKey = 8
+	maxIdlePerKey = 32 // the default delivery concurrency: fewer reconnections under load
 	idleTimeout   = 30 * time.Second
 )
 

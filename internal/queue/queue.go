@@ -4,7 +4,7 @@
 // Writer, which commits it — envelope, attribution, recipients with their
 // routes, trace events and the body — to the database before Enqueue
 // returns; only then does the relay answer 250. Writes are group-committed:
-// one committer goroutine per connection slot takes the first waiting
+// one committer goroutine takes the first waiting
 // message and every other one already waiting (up to a batch limit) and
 // inserts them all in one transaction, so the cost of a commit (an fsync)
 // is shared by every message in the batch and the database is not the

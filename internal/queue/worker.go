@@ -453,19 +453,13 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 	var events []eventRow
 	var dsns []request
 	var finished []int64
+	var rcptVals, msgVals []any
 	for _, o := range batch {
 		for _, rc := range o.rcpts {
-			if err := tx.Model(&recipientRow{}).Where("id = ?", rc.ID).Updates(map[string]any{
-				"status": rc.Status, "attempts": rc.Attempts, "last_reply": cleanText(rc.LastReply), "connector_id": rc.ConnectorID,
-				"connector": rc.Connector, "route_reason": cleanText(rc.RouteReason), "updated_at": now}).Error; err != nil {
-				return err
-			}
+			rcptVals = append(rcptVals, rc.ID, string(rc.Status), rc.Attempts, cleanText(rc.LastReply), rc.ConnectorID,
+				rc.Connector, cleanText(rc.RouteReason))
 		}
-		if err := tx.Model(&messageRow{}).Where("id = ?", o.msg.ID).Updates(map[string]any{
-			"status": o.status, "attempts": o.msg.Attempts + 1, "next_attempt_at": o.next, "lease_owner": nil, "lease_until": nil,
-			"updated_at": now}).Error; err != nil {
-			return err
-		}
+		msgVals = append(msgVals, o.msg.ID, string(o.status), o.msg.Attempts+1, o.next)
 		for _, e := range o.events {
 			e.Detail = cleanText(e.Detail)
 			events = append(events, e)
@@ -476,6 +470,12 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 		if o.dsn != nil {
 			dsns = append(dsns, request{m: o.dsn})
 		}
+	}
+	if err := updateFromValues(tx, rcptUpdate, rcptCols, rcptVals, now); err != nil {
+		return fmt.Errorf("update recipients: %w", err)
+	}
+	if err := updateFromValues(tx, msgUpdate, msgCols, msgVals, now); err != nil {
+		return fmt.Errorf("update messages: %w", err)
 	}
 	if len(events) > 0 {
 		if err := tx.CreateInBatches(&events, 500).Error; err != nil {
@@ -489,6 +489,49 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 	}
 	if len(dsns) > 0 {
 		return insertBatch(tx, dsns)
+	}
+	return nil
+}
+
+// The outcome of a batch is recorded with one UPDATE per table (per chunk
+// of rows) that joins the table with a VALUES list, instead of one UPDATE
+// per row: on PostgreSQL every statement is a round trip. The CASTs give
+// the VALUES columns their types on PostgreSQL (parameters in VALUES are
+// otherwise text) and are harmless on SQLite (≥ 3.33 for UPDATE … FROM).
+const (
+	rcptCols   = 7
+	rcptUpdate = `WITH v(id, status, attempts, last_reply, connector_id, connector, route_reason) AS (VALUES %s)
+		UPDATE message_recipients SET status = v.status, attempts = v.attempts, last_reply = v.last_reply,
+			connector_id = v.connector_id, connector = v.connector, route_reason = v.route_reason, updated_at = ?
+		FROM v WHERE message_recipients.id = v.id`
+	rcptRow = `(CAST(? AS bigint), CAST(? AS text), CAST(? AS integer), CAST(? AS text), CAST(? AS bigint), CAST(? AS text), CAST(? AS text))`
+
+	msgCols   = 4
+	msgUpdate = `WITH v(id, status, attempts, next_attempt_at) AS (VALUES %s)
+		UPDATE messages SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at,
+			lease_owner = NULL, lease_until = NULL, updated_at = ?
+		FROM v WHERE messages.id = v.id`
+	msgRow = `(CAST(? AS bigint), CAST(? AS text), CAST(? AS integer), CAST(? AS bigint))`
+
+	valuesPerStatement = 7000 // well under PostgreSQL's 65535 and SQLite's 32766 parameters
+)
+
+// updateFromValues runs stmt (rcptUpdate or msgUpdate) over vals, cols
+// values per row, in as few statements as the parameter limit allows.
+func updateFromValues(tx *gorm.DB, stmt string, cols int, vals []any, now int64) error {
+	row := rcptRow
+	if cols == msgCols {
+		row = msgRow
+	}
+	per := valuesPerStatement / cols * cols
+	for len(vals) > 0 {
+		n := min(len(vals), per)
+		rows := strings.Repeat(row+",", n/cols)
+		args := append(vals[:n:n], now)
+		if err := tx.Exec(fmt.Sprintf(stmt, rows[:len(rows)-1]), args...).Error; err != nil {
+			return err
+		}
+		vals = vals[n:]
 	}
 	return nil
 }
