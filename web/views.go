@@ -52,6 +52,7 @@ type ConnectorRow struct {
 	ActiveRevision     int // 0: none
 	LastValidation     string
 	LastValidationHref string // the newest run's report, if any
+	CarriesMail        string // "revision 1 carries mail" when an older revision is active
 }
 
 // Href is the connector's page.

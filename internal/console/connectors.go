@@ -22,6 +22,9 @@ func connectorRow(c *store.Connector) web.ConnectorRow {
 	}
 	if c.ActiveRevision != nil {
 		row.ActiveRevision = *c.ActiveRevision
+		if *c.ActiveRevision != c.Revision && c.Enabled {
+			row.CarriesMail = fmt.Sprintf("revision %d carries mail", *c.ActiveRevision)
+		}
 	}
 	if lv := c.LastValidation; lv != nil {
 		row.LastValidation = fmt.Sprintf("%s, revision %d, %s", lv.Status, lv.Revision, web.When(lv.At))

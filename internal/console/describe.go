@@ -235,3 +235,30 @@ func diffSpecs(a, b connector.Spec) []diffLine {
 	}
 	return out
 }
+
+// consoleWords rewrites the connector model's messages, which name the
+// API's fields, in the words of the console's forms.
+var consoleWords = strings.NewReplacer(
+	"tls_domain is only used with tls_settings domain_validation", "a certificate domain is only used with the last choice (a trusted certificate matching a domain); clear it, or choose that",
+	", or a certificate name in tls_sender_certificate_name", ", or its certificate name",
+	"tls_sender_certificate_name", "the certificate name",
+	"restrict_domains_to_ip_addresses", "the IP address restriction",
+	"restrict_domains_to_certificate", "the certificate restriction",
+	"sender_ip_addresses", "the IP addresses",
+	"sender_domains", "the sender domains",
+	" (is_transport_rule_scoped)", "",
+	" (all_accepted_domains)", "",
+	"these recipient_domains", "these recipient domains",
+	"recipient_domains", "recipient domains",
+	"use_mx_record", "the MX record",
+	"an on_premises connector", "a connector for your email server",
+	"on_premises", "your-email-server",
+)
+
+// inWords rewrites every message of errs for the console.
+func inWords(errs map[string]string) map[string]string {
+	for k, v := range errs {
+		errs[k] = consoleWords.Replace(v)
+	}
+	return errs
+}

@@ -186,6 +186,7 @@ func (c *Console) renderStep(w http.ResponseWriter, r *http.Request, status int,
 		if errs == nil {
 			errs = web.Errors(all)
 		}
+		errs = web.Errors(inWords(errs))
 		pg.Review = describe(spec, d.Form.Enabled)
 		pg.ReviewErrors = reviewErrors(d.Form, errs)
 		pg.SaveAllowed = len(errs) == 0 && formErr == ""
@@ -239,6 +240,10 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	errs := validateStep(d, step)
+	if len(errs) > 0 && step == stepScenario && d.editing() {
+		// A refused direction change must not change the steps shown.
+		d.Form.From, d.Form.To = before.From, before.To
+	}
 	if len(errs) > 0 {
 		if save() {
 			c.renderStep(w, r, http.StatusBadRequest, id, d, step, errs, "")
@@ -595,7 +600,7 @@ func validateStep(d *draft, step int) web.Errors {
 			errs["tls_settings"] = "choose how to connect"
 		}
 	}
-	all := specFromForm(f).Normalize()
+	all := inWords(specFromForm(f).Normalize())
 	for _, field := range stepFields(f, step) {
 		if msg, ok := all[field]; ok {
 			if _, already := errs[field]; !already {

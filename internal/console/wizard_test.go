@@ -210,7 +210,7 @@ func TestWizardPartnerByIPAndOnPremisesInbound(t *testing.T) {
 	w.next("1", "2", "from", "org", "to", "flowgate")
 	w.next("2", "3", "name", "Our Exchange", "enabled", "on")
 	w.page("3").has(t, "How to identify your email server")
-	w.bad("3").wantFieldError(t, "sender_ip_addresses", "enter your email server's IP addresses")
+	w.bad("3").wantFieldError(t, "sender_ip_addresses", "enter your email server's IP addresses, or its certificate name")
 	w.next("3", "4", "cert_name", "mail.contoso.com", "sender_ips", "10.0.0.0/24")
 	w.next("4", "6", "require_tls", "on", "restrict_cert", "on")
 	w.page("6").has(t,
@@ -256,7 +256,7 @@ func TestWizardOutboundScenarios(t *testing.T) {
 		r := w.bad("5", "tls_settings", "domain_validation", "validation_recipients", "postmaster@fabrikam.com")
 		r.wantFieldError(t, "tls_domain", "enter the domain the certificate must be issued to")
 		r.has(t, "postmaster@fabrikam.com")
-		w.bad("5", "tls_settings", "opportunistic", "tls_domain", "mail.fabrikam.com").wantFieldError(t, "tls_domain", "only used with tls_settings domain_validation")
+		w.bad("5", "tls_settings", "opportunistic", "tls_domain", "mail.fabrikam.com").wantFieldError(t, "tls_domain", "a certificate domain is only used with the last choice")
 		w.bad("5", "tls_settings", "domain_validation", "tls_domain", "mail.fabrikam.com", "validation_recipients", "not-an-address").wantFieldError(t, "validation_recipients", "")
 		w.back("5", "4", "tls_settings", "domain_validation", "tls_domain", "mail.fabrikam.com", "validation_recipients", "postmaster@fabrikam.com")
 		w.page("4").has(t, "mail.fabrikam.com\nbackup.fabrikam.com:2525")
@@ -352,7 +352,9 @@ func TestPencilEditCreatesRevisionAndDiff(t *testing.T) {
 		p.has(t, "Edit To Fabrikam", "The active settings keep carrying mail until the new revision you save here has been validated and activated.")
 		p.has(t, `value="flowgate" checked`)
 		// The direction of an existing connector cannot change.
-		w.bad("1", "from", "partner", "to", "flowgate").wantFieldError(t, "scenario", "direction cannot change")
+		refused := w.bad("1", "from", "partner", "to", "flowgate")
+		refused.wantFieldError(t, "scenario", "direction cannot change")
+		refused.has(t, ">TLS<", `value="flowgate" checked`) // still the outbound steps and scenario
 		w.next("1", "2", "from", "flowgate", "to", "partner")
 		w.page("2").has(t, `value="To Fabrikam"`)
 		w.next("2", "3", "name", "To Fabrikam", "enabled", "on")
@@ -363,6 +365,7 @@ func TestPencilEditCreatesRevisionAndDiff(t *testing.T) {
 		detail := w.save()
 		detail.has(t, "Saved revision 2 of To Fabrikam. The active revision keeps carrying mail until revision 2 is validated and activated.")
 		detail.has(t, "Revision 1 carries mail; revision 2 is newer and waits for validation and activation.")
+		b.get("/connectors").has(t, `class="badge draft"`, "revision 1 carries mail")
 
 		after, _ := st.GetConnector(ctx, connector.Outbound, id)
 		if after.Revision != 2 || after.ActiveRevision == nil || *after.ActiveRevision != 1 {
