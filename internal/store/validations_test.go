@@ -1,0 +1,109 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil"
+)
+
+func TestValidationStatusAndActivation(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		actor := store.Actor{Kind: "user", Name: "admin@contoso.com"}
+		spec := &connector.OutboundSpec{Common: connector.Common{Name: "To Fabrikam", ConnectorType: connector.Partner},
+			RecipientDomains: []string{"fabrikam.com"}, SmartHosts: []string{"mail.fabrikam.com"}}
+		c, err := st.CreateConnector(ctx, actor, spec, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := func() store.Status {
+			got, err := st.GetConnector(ctx, connector.Outbound, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.Status()
+		}
+		record := func(rev int, result string) *store.Validation {
+			now := time.Now()
+			v := &store.Validation{ConnectorID: c.ID, Revision: rev, Status: result, StartedAt: now, FinishedAt: now,
+				Sender: "a@contoso.com", Recipients: []string{"b@fabrikam.com"},
+				Steps:      []store.ValidationStep{{Name: "connect", Status: result, Detail: "x\x00y", DurationMS: 3}},
+				Transcript: "C: EHLO\x00"}
+			if err := st.RecordValidation(ctx, actor, connector.Outbound, v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		if s := status(); s != store.StatusDraft {
+			t.Fatalf("new: %s", s)
+		}
+		if _, err := st.Activate(ctx, actor, connector.Outbound, c.ID, 1); !errors.Is(err, store.ErrNotValidated) {
+			t.Fatalf("activate unvalidated: %v", err)
+		}
+		record(1, store.ValidationFailed)
+		if s := status(); s != store.StatusFailed {
+			t.Fatalf("after a failed run: %s", s)
+		}
+		if _, err := st.Activate(ctx, actor, connector.Outbound, c.ID, 1); !errors.Is(err, store.ErrNotValidated) {
+			t.Fatalf("activate failed: %v", err)
+		}
+		v := record(1, store.ValidationPassed)
+		if s := status(); s != store.StatusValidated {
+			t.Fatalf("after a passed run: %s", s)
+		}
+		got, err := st.GetValidation(ctx, c.ID, v.ID)
+		if err != nil || got.Status != store.ValidationPassed || got.Recipients[0] != "b@fabrikam.com" || got.Steps[0].DurationMS != 3 || got.Transcript != "C: EHLO" {
+			t.Fatalf("stored run: %+v %v", got, err)
+		}
+		// A later failed run of the same revision blocks its activation.
+		record(1, store.ValidationFailed)
+		if _, err := st.Activate(ctx, actor, connector.Outbound, c.ID, 1); !errors.Is(err, store.ErrNotValidated) {
+			t.Fatalf("activate after a newer failed run: %v", err)
+		}
+		record(1, store.ValidationPassed)
+		if _, err := st.Activate(ctx, actor, connector.Outbound, c.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if s := status(); s != store.StatusActive {
+			t.Fatalf("activated: %s", s)
+		}
+		// An edit: the newest revision is a draft; revision 1 stays active.
+		if _, err := st.UpdateConnector(ctx, actor, c.ID, spec, nil); err != nil {
+			t.Fatal(err)
+		}
+		if s := status(); s != store.StatusDraft {
+			t.Fatalf("after an edit: %s", s)
+		}
+		record(2, store.ValidationFailed)
+		cur, _ := st.GetConnector(ctx, connector.Outbound, c.ID)
+		if cur.Status() != store.StatusFailed || *cur.ActiveRevision != 1 || cur.LastValidation.Revision != 2 {
+			t.Fatalf("after revision 2 failed: %s active %d last %+v", cur.Status(), *cur.ActiveRevision, cur.LastValidation)
+		}
+		// Revision 1 may still be re-activated: its newest run passed.
+		if _, err := st.Activate(ctx, actor, connector.Outbound, c.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordValidation(ctx, actor, connector.Outbound, &store.Validation{ConnectorID: c.ID, Revision: 3, Status: store.ValidationPassed}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a run of a revision that does not exist: %v", err)
+		}
+		list, err := st.ListValidations(ctx, c.ID, 0)
+		if err != nil || len(list) != 5 || list[0].Revision != 2 {
+			t.Fatalf("history: %d %v", len(list), err)
+		}
+		audit, _ := st.ListAudit(ctx, store.AuditFilter{ConnectorID: c.ID})
+		n := 0
+		for _, e := range audit {
+			if e.Action == "validate" {
+				n++
+			}
+		}
+		if n != 5 {
+			t.Fatalf("audit rows for validations: %d", n)
+		}
+	})
+}
