@@ -17,7 +17,7 @@
 # BENCH_PROFILE=DIR (flowgate only): serve pprof (FLOWGATE_PPROF_ADDR), take
 # a CPU profile of flowgate for BENCH_PROFILE_SECONDS (default 10) starting
 # when the load starts, write it to DIR/cpu.prof, and print the CPU seconds
-# that flowgate, the PostgreSQL server processes, smtp-source and smtp-sink
+# that flowgate, the PostgreSQL backends of its database, smtp-source and smtp-sink
 # used during the run (from /proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,7 +84,9 @@ cpu_of() {
   done
   echo "scale=2; $t / $(getconf CLK_TCK)" | bc
 }
-pg_pids() { pgrep -x postgres || pgrep -f '^postgres' || true; }
+# PostgreSQL backends serving the benchmark's database (not other databases'
+# clients, not the server's background processes such as the WAL writer).
+pg_pids() { [ -n "${pgdb:-}" ] && pgrep -f "^postgres: .* $pgdb " || true; }
 sink_pid=${pids[0]}
 
 delivered() { tr '\r' '\n' <"$work/sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2; }
@@ -106,7 +108,7 @@ while [ "$(delivered || echo 0)" -lt "$count" ] 2>/dev/null; do
 done
 end=$(date +%s.%N)
 if [ -n "${BENCH_PROFILE:-}" ]; then
-  printf 'CPU seconds during the run: flowgate %s, postgres %s, smtp-sink %s, smtp-source %s (wall %.2f s)\n' \
+  printf 'CPU seconds during the run: flowgate %s, its postgres backends %s, smtp-sink %s, smtp-source %s (wall %.2f s)\n' \
     "$(echo "$(cpu_of "$relay_pid") - $cpu0_relay" | bc)" "$(echo "$(cpu_of $(pg_pids)) - $cpu0_pg" | bc)" \
     "$(echo "$(cpu_of "$sink_pid") - $cpu0_sink" | bc)" "$(awk '{print $1 + $2}' "$work/source.time")" "$(echo "$end - $start" | bc)"
   wait "$prof_pid" || true
