@@ -110,8 +110,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// One writer at a time is SQLite's model; a small pool keeps readers
 		// concurrent under WAL without piling up busy writers.
 		sqlDB.SetMaxOpenConns(8)
+		sqlDB.SetMaxIdleConns(8)
 	} else {
+		// Keep as many idle connections as may be open: database/sql keeps
+		// only 2 by default, so bursts would open (and TLS-handshake, and
+		// re-prepare statements on) new connections all the time.
 		sqlDB.SetMaxOpenConns(32)
+		sqlDB.SetMaxIdleConns(32)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
