@@ -14,13 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 	"github.com/flowgate/flowgate/internal/testutil/webtest"
+	"github.com/flowgate/flowgate/internal/validation"
 )
 
 const (
@@ -31,6 +35,7 @@ const (
 	// it they go to a temporary directory removed after the test.
 	ScreenshotDirEnv = "FLOWGATE_SCREENSHOT_DIR"
 	chromiumPath     = "/usr/bin/chromium"
+	windowWidth      = 1280 // the browser window's width: a desktop's
 
 	// testTimeout bounds one test function's browser. A test takes a few
 	// seconds; the bound only keeps a hung browser from hanging the suite.
@@ -70,17 +75,34 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	var st *store.Store
-	for _, e := range testutil.Engines {
-		if e.Name == "sqlite" {
-			st = testutil.OpenStore(t, e)
-		}
-	}
-	if st == nil {
-		t.Fatal("testutil has no sqlite engine")
-	}
+	st := openSQLite(t)
 	srv := webtest.Serve(t, st, webtest.Options{})
 	return &server{st: st, url: srv.URL}
+}
+
+// startValidatingServer is startServer with the Validate and Activate
+// pages: outbound validation connects to the connectors' real smart hosts
+// (addresses resolve through the system resolver; 127.0.0.1:port needs
+// none).
+func startValidatingServer(t *testing.T) *server {
+	t.Helper()
+	st := openSQLite(t)
+	svc := &validation.Service{Store: st, Outbound: &validation.Outbound{
+		Hostname: "gw.contoso.test", Resolver: &delivery.Resolver{}, Timeout: 5 * time.Second,
+	}}
+	srv := webtest.Serve(t, st, webtest.Options{Validation: svc})
+	return &server{st: st, url: srv.URL}
+}
+
+func openSQLite(t *testing.T) *store.Store {
+	t.Helper()
+	for _, e := range testutil.Engines {
+		if e.Name == "sqlite" {
+			return testutil.OpenStore(t, e)
+		}
+	}
+	t.Fatal("testutil has no sqlite engine")
+	return nil
 }
 
 // seedAdmin creates the first admin directly in the store.
@@ -151,7 +173,7 @@ func newTab(t *testing.T, base string) *tab {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 900),
+		chromedp.WindowSize(windowWidth, 900),
 	)
 	parent, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
@@ -244,7 +266,7 @@ func (b *tab) open(path string) int64 {
 // returns its HTTP status.
 func (b *tab) click(sel string) int64 {
 	b.t.Helper()
-	b.mustExist(sel)
+	b.mustBeVisible(sel)
 	resp, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.CSS(sel)))
 	if err != nil {
 		b.fatalf("click %s: %v", sel, err)
@@ -274,6 +296,17 @@ func (b *tab) mustExist(sel string) {
 	b.t.Helper()
 	if !b.exists(sel) {
 		b.fatalf("no element matches %s", sel)
+	}
+}
+
+// mustBeVisible fails at once when sel matches nothing or an element
+// without a box to click (hidden, or text of size 0); chromedp's click
+// would wait for it to show until the timeout.
+func (b *tab) mustBeVisible(sel string) {
+	b.t.Helper()
+	b.mustExist(sel)
+	if !js[bool](b, `(() => { const r = document.querySelector(`+q(sel)+`).getBoundingClientRect(); return r.width > 0 && r.height > 0; })()`) {
+		b.fatalf("%s is on the page but not visible: it has no box to click", sel)
 	}
 }
 
@@ -468,11 +501,22 @@ func (b *tab) phone() {
 	}
 }
 
-// desktop undoes phone.
+// desktop undoes phone: it clears the device emulation, so the page is
+// laid out in the browser window again. (chromedp.ResetViewport is not
+// enough: its zero-sized override keeps the phone's 390 px layout.)
 func (b *tab) desktop() {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, chromedp.ResetViewport()); err != nil {
+	if err := chromedp.Do(b.ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+			return err
+		}
+		_, err := chromedp.Call(ctx, emulation.SetTouchEmulationEnabled, emulation.SetTouchEmulationEnabledParams{Enabled: false})
+		return err
+	})); err != nil {
 		b.fatalf("reset the viewport: %v", err)
+	}
+	if w := js[int](b, `window.innerWidth`); w != windowWidth {
+		b.fatalf("the viewport is %d px wide after leaving the phone, want %d", w, windowWidth)
 	}
 }
 
