@@ -191,6 +191,7 @@ func (in *Inbound) open(ctx context.Context, r *run, ix *routing.Index, f probeF
 	}
 	closeAll := func() { unregister(); conn.Close() }
 	c := &smtpConn{r: r, conn: conn, tp: textproto.NewConn(conn), who: "[flowgate " + addr + "]"}
+	c.limit, _ = ctx.Deadline()
 	ps.c = c
 	c.deadline(in.timeout())
 	o := &Outbound{Hostname: in.Hostname, Timeout: in.timeout()}

@@ -151,13 +151,22 @@ func (o *Outbound) mxPort() int {
 
 // smtpConn is a transcript-recording SMTP client connection.
 type smtpConn struct {
-	r    *run
-	conn net.Conn
-	tp   *textproto.Conn
-	who  string
+	r     *run
+	conn  net.Conn
+	tp    *textproto.Conn
+	who   string
+	limit time.Time // the run's own deadline, if any
 }
 
-func (c *smtpConn) deadline(d time.Duration) { _ = c.conn.SetDeadline(time.Now().Add(d)) }
+// deadline bounds the next network step by d, and never past the run's
+// deadline.
+func (c *smtpConn) deadline(d time.Duration) {
+	t := time.Now().Add(d)
+	if !c.limit.IsZero() && c.limit.Before(t) {
+		t = c.limit
+	}
+	_ = c.conn.SetDeadline(t)
+}
 
 func (c *smtpConn) cmd(format string, args ...any) error {
 	line := fmt.Sprintf(format, args...)
@@ -250,6 +259,7 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 	defer conn.Close()
 	r.pass("connect to "+label, began, "connected to "+addr)
 	c := &smtpConn{r: r, conn: conn, tp: textproto.NewConn(conn), who: "[" + addr + "]"}
+	c.limit, _ = ctx.Deadline()
 
 	began = time.Now()
 	c.deadline(o.timeout())
@@ -301,7 +311,8 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 			serverName = ""
 		}
 		tc := tls.Client(conn, &tls.Config{ServerName: serverName, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // the policy check below decides
-		_ = tc.SetDeadline(time.Now().Add(o.timeout()))
+		c.conn = tc
+		c.deadline(o.timeout())
 		if err := tc.HandshakeContext(ctx); err != nil {
 			r.fail("STARTTLS with "+label, began, fmt.Sprintf("TLS handshake with %s failed: %v", addr, err))
 			return

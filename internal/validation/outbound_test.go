@@ -156,6 +156,30 @@ func TestOutboundFailures(t *testing.T) {
 		v := validate(e, spec([]string{e.smartHost("mx3.partner.test", sink)}, connector.TLSOpportunistic, ""), "ghost@partner.test")
 		wantFailure(t, v, "RCPT TO ghost@partner.test", "recipient ghost@partner.test refused: 550 5.1.1 no such user")
 	})
+	t.Run("a server that never greets, within the run's time limit", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close() // hold the connection open, say nothing
+			}
+		}()
+		s := spec([]string{ln.Addr().String()}, connector.TLSOpportunistic, "")
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		v := e.v.Validate(ctx, 7, s.Name, 3, s, "a@contoso.test", []string{"alice@partner.test"})
+		wantFailure(t, v, "greeting from 127.0.0.1", "expected a 220 greeting")
+		if d := v.FinishedAt.Sub(v.StartedAt); d > 4*time.Second {
+			t.Fatalf("the run outlived its deadline by far: %s", d)
+		}
+	})
 	t.Run("each smart host is checked", func(t *testing.T) {
 		good := testutil.NewSink(t, testutil.SinkOptions{})
 		v := validate(e, spec([]string{e.smartHost("good.partner.test", good), "dead.partner.test"}, connector.TLSOpportunistic, ""), "alice@partner.test")
