@@ -193,13 +193,18 @@ func (w *Writer) commitEach(batch []request) []error {
 	return errs
 }
 
-// commit inserts a batch in one transaction, retrying a few times on a
+// commit inserts a batch in one transaction (on PostgreSQL one statement,
+// see acceptPostgres), retrying a few times on a
 // transient failure (SQLite busy, a dropped PostgreSQL connection).
 func (w *Writer) commit(batch []request) error {
 	var err error
 	for attempt := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = w.st.Transact(ctx, func(tx *gorm.DB) error { return insertBatch(tx, batch) })
+		if w.st.Dialect() == store.Postgres {
+			err = insertBatchPostgres(ctx, w.st, batch) // one statement, one round trip
+		} else {
+			err = w.st.Transact(ctx, func(tx *gorm.DB) error { return insertBatch(tx, batch) })
+		}
 		cancel()
 		if err == nil {
 			w.batches.Add(1)

@@ -1,0 +1,144 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// acceptPostgres is the whole batch as one statement: the messages, their
+// bodies, recipients and trace events are inserted by data-modifying CTEs
+// of one INSERT, which PostgreSQL runs as its own transaction (autocommit;
+// a statement is atomic) and commits durably before it answers. Run
+// through database/sql without BEGIN, it is one round trip to the server
+// (pgx's extended protocol: Bind, Execute, Sync), where the transaction of
+// insertBatch takes six (BEGIN, four INSERTs, COMMIT).
+//
+// The rows travel as one array per column and are expanded with unnest, so
+// the statement text is the same for every batch: pgx prepares it once per
+// connection and the cached statement is reused (a text that changed with
+// the batch's shape would be prepared again, one more round trip, for most
+// batches), and no batch comes near PostgreSQL's 65535 parameters (the
+// statement has 32). Bodies, recipients and events are joined to their
+// message by its uid, which is unique; ORDER BY the position in the batch
+// keeps their ids (and so the order of the trace) as insertBatch gives
+// them.
+const acceptPostgres = `WITH m AS (
+	INSERT INTO messages (uid, received_at, status, client_ip, helo, tls_version, tls_cipher, client_cert, sender,
+		message_id_header, size, inbound_connector_id, inbound_connector, inbound_revision, attribution, reply,
+		next_attempt_at, expires_at, updated_at)
+	SELECT uid, received_at, status, client_ip, helo, tls_version, tls_cipher, client_cert, sender,
+		message_id_header, size, inbound_connector_id, inbound_connector, inbound_revision, attribution, reply,
+		next_attempt_at, expires_at, $1
+	FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+		$10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::integer[], $16::text[], $17::text[],
+		$18::bigint[], $19::bigint[])
+		WITH ORDINALITY AS v(uid, received_at, status, client_ip, helo, tls_version, tls_cipher, client_cert, sender,
+			message_id_header, size, inbound_connector_id, inbound_connector, inbound_revision, attribution, reply,
+			next_attempt_at, expires_at, ord)
+	ORDER BY ord
+	RETURNING id, uid
+), b AS (
+	INSERT INTO message_bodies (message_id, data)
+	SELECT m.id, v.data FROM unnest($20::text[], $21::bytea[]) AS v(uid, data) JOIN m ON m.uid = v.uid
+), r AS (
+	INSERT INTO message_recipients (message_id, address, status, connector_id, connector, route_reason, last_reply, updated_at)
+	SELECT m.id, v.address, v.status, v.connector_id, v.connector, v.route_reason, v.last_reply, $1
+	FROM unnest($22::text[], $23::text[], $24::text[], $25::bigint[], $26::text[], $27::text[], $28::text[])
+		WITH ORDINALITY AS v(uid, address, status, connector_id, connector, route_reason, last_reply, ord)
+	JOIN m ON m.uid = v.uid
+	ORDER BY v.ord
+)
+INSERT INTO message_events (message_id, at, type, detail)
+SELECT m.id, v.at, v.type, v.detail
+FROM unnest($29::text[], $30::bigint[], $31::text[], $32::text[]) WITH ORDINALITY AS v(uid, at, type, detail, ord)
+JOIN m ON m.uid = v.uid
+ORDER BY v.ord`
+
+// insertBatchPostgres commits a batch with acceptPostgres: the same rows as
+// insertBatch, in one autocommitted statement.
+func insertBatchPostgres(ctx context.Context, st *store.Store, batch []request) error {
+	sqlDB, err := st.DB().DB()
+	if err != nil {
+		return err
+	}
+	now := Micros(time.Now())
+	n := len(batch)
+	var (
+		uid, status, clientIP, helo, tlsVersion, tlsCipher, clientCert, sender = make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		msgIDHeader, inConnector, attribution, reply = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		receivedAt, size                             = make([]int64, n), make([]int64, n)
+		inConnectorID, nextAttempt, expires          = make([]*int64, n), make([]*int64, n), make([]*int64, n)
+		inRevision                                   = make([]*int32, n)
+
+		bodyUID  []string
+		bodyData [][]byte
+
+		rUID, rAddress, rStatus, rConnector, rReason, rReply []string
+		rConnectorID                                         []*int64
+
+		eUID, eType, eDetail []string
+		eAt                  []int64
+	)
+	for i, r := range batch {
+		m := r.m
+		m.clean()
+		uid[i], status[i], clientIP[i], helo[i] = m.UID, string(m.Status), m.ClientIP, m.Helo
+		tlsVersion[i], tlsCipher[i], clientCert[i], sender[i] = m.TLSVersion, m.TLSCipher, m.ClientCert, m.Sender
+		msgIDHeader[i], inConnector[i], attribution[i], reply[i] = m.MessageIDHeader, m.InboundConnector, m.Attribution, m.Reply
+		receivedAt[i], size[i], inConnectorID[i] = Micros(m.ReceivedAt), int64(len(m.Body)), m.InboundConnectorID
+		if m.InboundRevision != nil {
+			rev := int32(*m.InboundRevision)
+			inRevision[i] = &rev
+		}
+		if m.Status == Queued {
+			next := Micros(m.ReceivedAt)
+			nextAttempt[i] = &next
+			if !m.ExpiresAt.IsZero() {
+				exp := Micros(m.ExpiresAt)
+				expires[i] = &exp
+			}
+		}
+		if m.Body != nil {
+			bodyUID, bodyData = append(bodyUID, m.UID), append(bodyData, m.Body)
+		}
+		for _, rc := range m.Recipients {
+			rUID, rAddress, rStatus = append(rUID, m.UID), append(rAddress, rc.Address), append(rStatus, string(rc.Status))
+			rConnectorID, rConnector = append(rConnectorID, rc.ConnectorID), append(rConnector, rc.Connector)
+			rReason, rReply = append(rReason, rc.RouteReason), append(rReply, rc.LastReply)
+		}
+		for _, e := range m.Events {
+			eUID, eAt, eType, eDetail = append(eUID, m.UID), append(eAt, Micros(e.At)), append(eType, e.Type), append(eDetail, e.Detail)
+		}
+	}
+	// pgx encodes a nil slice as NULL, and unnest(NULL) as no rows; empty
+	// slices say "no rows" plainly.
+	nonNil := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	if bodyData == nil {
+		bodyData = [][]byte{}
+	}
+	if rConnectorID == nil {
+		rConnectorID = []*int64{}
+	}
+	if eAt == nil {
+		eAt = []int64{}
+	}
+	_, err = sqlDB.ExecContext(ctx, acceptPostgres, now,
+		uid, receivedAt, status, clientIP, helo, tlsVersion, tlsCipher, clientCert, sender,
+		msgIDHeader, size, inConnectorID, inConnector, inRevision, attribution, reply, nextAttempt, expires,
+		nonNil(bodyUID), bodyData,
+		nonNil(rUID), nonNil(rAddress), nonNil(rStatus), rConnectorID, nonNil(rConnector), nonNil(rReason), nonNil(rReply),
+		nonNil(eUID), eAt, nonNil(eType), nonNil(eDetail))
+	if err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	return nil
+}
