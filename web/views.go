@@ -320,6 +320,23 @@ type ValidatePage struct {
 	Steps         []WizardStep // set when the wizard led here: its steps, with Validate last
 }
 
+// Action is where the form posts; it keeps the wizard's steps bar.
+func (v ValidatePage) Action() string {
+	if len(v.Steps) > 0 {
+		return v.Row.Href() + "/validate?wizard=1"
+	}
+	return v.Row.Href() + "/validate"
+}
+
+// Took says how long a run took.
+func (v ValidationView) Took() string {
+	d := v.FinishedAt.Sub(v.StartedAt)
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
 // ValidationPage is one run's report.
 type ValidationPage struct {
 	Page

@@ -12,7 +12,7 @@ import (
 )
 
 // runButton is the Validate page's submit button.
-const runButton = `form[action$="/validate"] button[type=submit]`
+const runButton = `form[action*="/validate"] button[type=submit]`
 
 // TestValidateAndActivate creates an outbound connector in the wizard,
 // validates it against a real SMTP sink and activates it, then edits it
@@ -337,8 +337,8 @@ func wantHistory(b *tab, want ...run) {
 		const a = tr.querySelector("a");
 		return [a && a.innerText.trim() === "Report and transcript" ? a.getAttribute("href") : "", tr.cells[1].innerText.trim(), tr.cells[2].innerText.trim(), tr.cells[3].innerText.trim()];
 	})`) {
-		// The console shows the store's actor, "user:admin@contoso.com".
-		if !strings.HasSuffix(r[3], ":"+adminEmail) && r[3] != adminEmail {
+		// The console shows who ran it as the plain address.
+		if r[3] != adminEmail {
 			b.fatalf("a run in the history is by %q, want %s", r[3], adminEmail)
 		}
 		got = append(got, run{r[0], r[1], r[2]})

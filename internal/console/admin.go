@@ -178,7 +178,7 @@ func (c *Console) auditLog(w http.ResponseWriter, r *http.Request) {
 		p.Connectors = append(p.Connectors, web.Option{Value: v, Label: conn.Name + " (" + string(conn.Direction) + ")", Selected: v == sel})
 	}
 	for _, e := range entries {
-		row := web.AuditRow{At: e.At, Actor: e.Actor, Action: e.Action, ObjectType: strings.ReplaceAll(e.ObjectType, "_", " "), ObjectName: e.ObjectName, Detail: e.Detail}
+		row := web.AuditRow{At: e.At, Actor: who(e.Actor), Action: e.Action, ObjectType: strings.ReplaceAll(e.ObjectType, "_", " "), ObjectName: e.ObjectName, Detail: e.Detail}
 		if e.ConnectorID != nil {
 			if dir, ok := dirOf[*e.ConnectorID]; ok {
 				row.Href = fmt.Sprintf("/connectors/%s/%d", dir, *e.ConnectorID)
@@ -209,7 +209,7 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, p web.UsersP
 		p.Users = append(p.Users, web.UserRow{ID: u.ID, Email: u.Email, Role: string(u.Role), CreatedAt: u.CreatedAt, Self: me != nil && me.ID == u.ID})
 	}
 	for _, t := range tokens {
-		p.Tokens = append(p.Tokens, web.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.TokenPrefix, Role: string(t.Role), CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt})
+		p.Tokens = append(p.Tokens, web.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.TokenPrefix, Role: string(t.Role), CreatedBy: who(t.CreatedBy), CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt})
 	}
 	if p.UserErrors == nil {
 		p.UserErrors = web.Errors{}

@@ -112,14 +112,14 @@ func (c *Console) showConnector(w http.ResponseWriter, r *http.Request) {
 	if conn.ValidatedRevision != nil {
 		validated = strconv.Itoa(*conn.ValidatedRevision)
 	}
-	enabled := "off"
+	enabled := "no"
 	if conn.Enabled {
-		enabled = "on"
+		enabled = "yes"
 	}
 	p.Props = []web.Prop{
 		{Label: "Direction", Value: p.Row.FromTo},
 		{Label: "Connector type", Value: string(conn.Spec.Base().ConnectorType)},
-		{Label: "Turned", Value: enabled},
+		{Label: "Turned on", Value: enabled},
 		{Label: "Newest revision", Value: strconv.Itoa(conn.Revision)},
 		{Label: "Active revision", Value: active},
 		{Label: "Last validated revision", Value: validated},
@@ -130,7 +130,7 @@ func (c *Console) showConnector(w http.ResponseWriter, r *http.Request) {
 	for i, rv := range revs {
 		byRev[rv.Revision] = rv.Spec
 		p.Revisions = append(p.Revisions, web.RevisionRow{
-			Revision: rv.Revision, CreatedAt: rv.CreatedAt, CreatedBy: rv.CreatedBy, Latest: i == 0,
+			Revision: rv.Revision, CreatedAt: rv.CreatedAt, CreatedBy: who(rv.CreatedBy), Latest: i == 0,
 			Active:    conn.ActiveRevision != nil && *conn.ActiveRevision == rv.Revision,
 			Validated: conn.ValidatedRevision != nil && *conn.ValidatedRevision == rv.Revision,
 		})

@@ -236,6 +236,24 @@ func diffSpecs(a, b connector.Spec) []diffLine {
 	return out
 }
 
+// who shows an audit actor ("user:a@b", "token:ci", "system:startup") in
+// words.
+func who(actor string) string {
+	kind, name, ok := strings.Cut(actor, ":")
+	if !ok {
+		return actor
+	}
+	switch kind {
+	case "user":
+		return name
+	case "token":
+		return "API token " + name
+	case "system":
+		return "flowgate (" + name + ")"
+	}
+	return actor
+}
+
 // consoleWords rewrites the connector model's messages, which name the
 // API's fields, in the words of the console's forms.
 var consoleWords = strings.NewReplacer(

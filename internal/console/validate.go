@@ -27,7 +27,7 @@ func validationView(dir connector.Direction, v *store.Validation) web.Validation
 	out := web.ValidationView{
 		ID: v.ID, Href: validationHref(dir, v.ConnectorID, v.ID), Revision: v.Revision, Status: v.Status,
 		StartedAt: v.StartedAt, FinishedAt: v.FinishedAt, Sender: v.Sender, Recipients: v.Recipients,
-		Transcript: v.Transcript, CreatedBy: v.CreatedBy,
+		Transcript: v.Transcript, CreatedBy: who(v.CreatedBy),
 	}
 	for _, s := range v.Steps {
 		out.Steps = append(out.Steps, web.ValidationStep{Name: s.Name, Status: s.Status, Detail: s.Detail, DurationMS: s.DurationMS})

@@ -209,7 +209,7 @@ func lastLine(s string) string {
 
 // validateHost runs the steps against one host.
 func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting connector.TLSSettings, tlsDomain *connector.DomainPattern, sender, name string, revision int) {
-	label := h.name
+	label := net.JoinHostPort(h.name, strconv.Itoa(h.port))
 	r.logf("--- host %s, port %d, recipients %s", h.name, h.port, strings.Join(h.rcpts, ", "))
 
 	// Resolve.
@@ -224,7 +224,7 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 			if err != nil {
 				detail += ": " + err.Error()
 			}
-			r.fail("resolve "+label, began, detail+" — check the host name and its DNS records")
+			r.fail("resolve "+h.name, began, detail+" — check the host name and its DNS records")
 			return
 		}
 		addrs = got
@@ -232,9 +232,9 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 		for _, a := range got {
 			texts = append(texts, a.String())
 		}
-		r.pass("resolve "+label, began, strings.Join(texts, ", "))
+		r.pass("resolve "+h.name, began, strings.Join(texts, ", "))
 	} else {
-		r.pass("resolve "+label, began, "given as an IP address")
+		r.pass("resolve "+h.name, began, "given as an IP address")
 	}
 
 	// Connect: the addresses in order, as delivery does.

@@ -44,7 +44,7 @@ func (s *Service) Run(ctx context.Context, actor store.Actor, dir connector.Dire
 		}
 		a, err := connector.ParseAddress(raw)
 		if err != nil {
-			errs["recipients"] = fmt.Sprintf("%q: %v", raw, err)
+			errs["recipients"] = err.Error()
 			break
 		}
 		rcpts = append(rcpts, a.String())
@@ -56,7 +56,7 @@ func (s *Service) Run(ctx context.Context, actor store.Actor, dir connector.Dire
 	if sender != "" {
 		a, err := connector.ParseAddress(sender)
 		if err != nil {
-			errs["sender"] = fmt.Sprintf("%q: %v", sender, err)
+			errs["sender"] = err.Error()
 		} else {
 			sender = a.String()
 		}
