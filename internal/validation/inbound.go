@@ -186,7 +186,8 @@ func (in *Inbound) open(ctx context.Context, r *run, ix *routing.Index, f probeF
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		unregister()
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, connectError(addr, in.Port, err))
+		r.fail(prefix+"connect to flowgate's SMTP listener", began, connectError(addr, in.Port, err)+
+			" (inbound validation reaches this process's own listener on 127.0.0.1: FLOWGATE_SMTP_ADDR must listen on all addresses or on loopback)")
 		return nil, nil, false
 	}
 	closeAll := func() { unregister(); conn.Close() }
