@@ -46,70 +46,78 @@ func TestPrecedenceExampleDeliversToThreeSinks(t *testing.T) {
 
 // Recipients that share a route go in one SMTP transaction.
 func TestSharedRouteIsOneTransaction(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{})
-	p.accepted("contoso.com")
-	s := testutil.NewSink(t, testutil.SinkOptions{})
-	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
-	p.submit("sun@internet.test", []string{"a@contoso.com", "b@contoso.com", "c@contoso.com"}, "grouped")
-	msgs := s.Wait(t, 1, 5*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	if msgs = s.Messages(); len(msgs) != 1 || len(msgs[0].To) != 3 {
-		t.Fatalf("sink got %d transactions: %+v", len(msgs), msgs)
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{})
+			p.accepted("contoso.com")
+			s := testutil.NewSink(t, testutil.SinkOptions{})
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			p.submit("sun@internet.test", []string{"a@contoso.com", "b@contoso.com", "c@contoso.com"}, "grouped")
+			msgs := s.Wait(t, 1, 5*time.Second)
+			time.Sleep(200 * time.Millisecond)
+			if msgs = s.Messages(); len(msgs) != 1 || len(msgs[0].To) != 3 {
+				t.Fatalf("sink got %d transactions: %+v", len(msgs), msgs)
+			}
+		})
 	}
 }
 
 func TestTLSSettings(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{retry: []time.Duration{time.Hour}})
-	p.accepted("contoso.com")
-	p.relayFromHere()
-	other := testutil.NewCA(t, "Untrusted CA")
-	plain := testutil.NewSink(t, testutil.SinkOptions{})
-	good := testutil.NewSink(t, testutil.SinkOptions{Cert: ptr(p.ca.Issue(t, "mail.partner.test", "mail.partner.test"))})
-	wrongName := testutil.NewSink(t, testutil.SinkOptions{Cert: ptr(p.ca.Issue(t, "mail.other.test", "mail.other.test"))})
-	untrusted := testutil.NewSink(t, testutil.SinkOptions{Cert: ptr(other.Issue(t, "mail.partner.test", "mail.partner.test"))})
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{retry: []time.Duration{time.Hour}})
+			p.accepted("contoso.com")
+			p.relayFromHere()
+			other := testutil.NewCA(t, "Untrusted CA")
+			plain := testutil.NewSink(t, testutil.SinkOptions{})
+			good := testutil.NewSink(t, testutil.SinkOptions{Cert: ptr(p.ca.Issue(t, "mail.partner.test", "mail.partner.test"))})
+			wrongName := testutil.NewSink(t, testutil.SinkOptions{Cert: ptr(p.ca.Issue(t, "mail.other.test", "mail.other.test"))})
+			untrusted := testutil.NewSink(t, testutil.SinkOptions{Cert: ptr(other.Issue(t, "mail.partner.test", "mail.partner.test"))})
 
-	cases := []struct {
-		name      string
-		sink      *testutil.Sink
-		setting   connector.TLSSettings
-		tlsDomain string
-		delivered bool
-		tls       bool
-		reason    string
-	}{
-		{"opportunistic, plain sink", plain, connector.TLSOpportunistic, "", true, false, ""},
-		{"opportunistic, untrusted sink", untrusted, connector.TLSOpportunistic, "", true, true, ""},
-		{"encryption_only, plain sink", plain, connector.TLSEncryptionOnly, "", false, false, "does not offer STARTTLS"},
-		{"encryption_only, untrusted sink", untrusted, connector.TLSEncryptionOnly, "", true, true, ""},
-		{"certificate_validation, trusted", good, connector.TLSCertificateValidation, "", true, true, ""},
-		{"certificate_validation, untrusted", untrusted, connector.TLSCertificateValidation, "", false, false, "not issued by a trusted CA"},
-		{"domain_validation, right name", good, connector.TLSDomainValidation, "mail.partner.test", true, true, ""},
-		{"domain_validation, wildcard", good, connector.TLSDomainValidation, "*.partner.test", true, true, ""},
-		{"domain_validation, wrong name", wrongName, connector.TLSDomainValidation, "mail.partner.test", false, false, "certificate for mail.other.test does not match tls_domain mail.partner.test"},
-		{"domain_validation, plain sink", plain, connector.TLSDomainValidation, "mail.partner.test", false, false, "does not offer STARTTLS"},
-	}
-	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			domain := "p" + string(rune('a'+i)) + ".partner.test"
-			p.outbound(&connector.OutboundSpec{Common: partnerOut("Partner " + domain), RecipientDomains: []string{domain},
-				SmartHosts: []string{tc.sink.Addr}, TLSSettings: tc.setting, TLSDomain: tc.tlsDomain})
-			before := len(tc.sink.Messages())
-			rcpt := "bob@" + domain
-			uid := p.submit("john@contoso.com", []string{rcpt}, tc.name)
-			if tc.delivered {
-				p.waitStatus(uid, rcpt, "delivered", 5*time.Second)
-				msgs := tc.sink.Wait(t, before+1, time.Second)
-				if got := msgs[len(msgs)-1]; got.TLS != tc.tls || got.To[0] != rcpt {
-					t.Fatalf("delivered with TLS=%v to %v, want TLS=%v", got.TLS, got.To, tc.tls)
-				}
-				return
+			cases := []struct {
+				name      string
+				sink      *testutil.Sink
+				setting   connector.TLSSettings
+				tlsDomain string
+				delivered bool
+				tls       bool
+				reason    string
+			}{
+				{"opportunistic, plain sink", plain, connector.TLSOpportunistic, "", true, false, ""},
+				{"opportunistic, untrusted sink", untrusted, connector.TLSOpportunistic, "", true, true, ""},
+				{"encryption_only, plain sink", plain, connector.TLSEncryptionOnly, "", false, false, "does not offer STARTTLS"},
+				{"encryption_only, untrusted sink", untrusted, connector.TLSEncryptionOnly, "", true, true, ""},
+				{"certificate_validation, trusted", good, connector.TLSCertificateValidation, "", true, true, ""},
+				{"certificate_validation, untrusted", untrusted, connector.TLSCertificateValidation, "", false, false, "not issued by a trusted CA"},
+				{"domain_validation, right name", good, connector.TLSDomainValidation, "mail.partner.test", true, true, ""},
+				{"domain_validation, wildcard", good, connector.TLSDomainValidation, "*.partner.test", true, true, ""},
+				{"domain_validation, wrong name", wrongName, connector.TLSDomainValidation, "mail.partner.test", false, false, "certificate for mail.other.test does not match tls_domain mail.partner.test"},
+				{"domain_validation, plain sink", plain, connector.TLSDomainValidation, "mail.partner.test", false, false, "does not offer STARTTLS"},
 			}
-			r := p.waitStatus(uid, rcpt, "deferred", 5*time.Second)
-			if !strings.Contains(r.LastReply, tc.reason) || !strings.Contains(p.events(uid), tc.reason) {
-				t.Fatalf("deferral reason %q (events:\n%s), want it to contain %q", r.LastReply, p.events(uid), tc.reason)
-			}
-			if n := len(tc.sink.Messages()); n != before {
-				t.Fatalf("the sink received the message anyway (downgrade): %d", n)
+			for i, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					domain := "p" + string(rune('a'+i)) + ".partner.test"
+					p.outbound(&connector.OutboundSpec{Common: partnerOut("Partner " + domain), RecipientDomains: []string{domain},
+						SmartHosts: []string{tc.sink.Addr}, TLSSettings: tc.setting, TLSDomain: tc.tlsDomain})
+					before := len(tc.sink.Messages())
+					rcpt := "bob@" + domain
+					uid := p.submit("john@contoso.com", []string{rcpt}, tc.name)
+					if tc.delivered {
+						p.waitStatus(uid, rcpt, "delivered", 5*time.Second)
+						msgs := tc.sink.Wait(t, before+1, time.Second)
+						if got := msgs[len(msgs)-1]; got.TLS != tc.tls || got.To[0] != rcpt {
+							t.Fatalf("delivered with TLS=%v to %v, want TLS=%v", got.TLS, got.To, tc.tls)
+						}
+						return
+					}
+					r := p.waitStatus(uid, rcpt, "deferred", 5*time.Second)
+					if !strings.Contains(r.LastReply, tc.reason) || !strings.Contains(p.events(uid), tc.reason) {
+						t.Fatalf("deferral reason %q (events:\n%s), want it to contain %q", r.LastReply, p.events(uid), tc.reason)
+					}
+					if n := len(tc.sink.Messages()); n != before {
+						t.Fatalf("the sink received the message anyway (downgrade): %d", n)
+					}
+				})
 			}
 		})
 	}

@@ -22,16 +22,20 @@ func closedAddr(t *testing.T) string {
 }
 
 func TestSmartHostFailover(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{})
-	p.accepted("contoso.com")
-	s := testutil.NewSink(t, testutil.SinkOptions{})
-	dead := closedAddr(t)
-	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead, s.Addr}})
-	uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "failover")
-	p.waitStatus(uid, "john@contoso.com", "delivered", 5*time.Second)
-	ev := p.events(uid)
-	if !strings.Contains(ev, "connection refused on "+dead) || !strings.Contains(ev, s.Addr) {
-		t.Fatalf("trace lacks the failed and the good attempt:\n%s", ev)
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{})
+			p.accepted("contoso.com")
+			s := testutil.NewSink(t, testutil.SinkOptions{})
+			dead := closedAddr(t)
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead, s.Addr}})
+			uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "failover")
+			p.waitStatus(uid, "john@contoso.com", "delivered", 5*time.Second)
+			ev := p.events(uid)
+			if !strings.Contains(ev, "connection refused on "+dead) || !strings.Contains(ev, s.Addr) {
+				t.Fatalf("trace lacks the failed and the good attempt:\n%s", ev)
+			}
+		})
 	}
 }
 
@@ -74,12 +78,16 @@ func TestMXByPreference(t *testing.T) {
 }
 
 func TestAcceptedDomainWithoutRouteIsDeferred(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{retry: []time.Duration{time.Hour}})
-	p.accepted("contoso.com")
-	uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "no route")
-	r := p.waitStatus(uid, "john@contoso.com", "deferred", 5*time.Second)
-	if !strings.HasPrefix(r.LastReply, "451 4.4.0") || !strings.Contains(r.LastReply, "never") && !strings.Contains(r.LastReply, "looped") {
-		t.Fatalf("deferral reply %q", r.LastReply)
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{retry: []time.Duration{time.Hour}})
+			p.accepted("contoso.com")
+			uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "no route")
+			r := p.waitStatus(uid, "john@contoso.com", "deferred", 5*time.Second)
+			if !strings.HasPrefix(r.LastReply, "451 4.4.0") || !strings.Contains(r.LastReply, "never") && !strings.Contains(r.LastReply, "looped") {
+				t.Fatalf("deferral reply %q", r.LastReply)
+			}
+		})
 	}
 }
 
@@ -149,86 +157,102 @@ func checkOneDSN(t *testing.T, s *testutil.Sink, to, wantStatus, wantText string
 }
 
 func TestPermanentFailureSendsOneDSN(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{})
-	p.accepted("contoso.com")
-	s := testutil.NewSink(t, testutil.SinkOptions{})
-	s.RejectRcpt("nobody@contoso.com", 550, [3]int{5, 1, 1}, "no such user")
-	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
-	bounces := dsnSink(t, p)
-	uid := p.submit("alice@sender.test", []string{"nobody@contoso.com", "john@contoso.com"}, "doomed")
-	r := p.waitStatus(uid, "nobody@contoso.com", "bounced", 5*time.Second)
-	if !strings.Contains(r.LastReply, "550 5.1.1") {
-		t.Fatalf("bounce reply %q", r.LastReply)
-	}
-	p.waitStatus(uid, "john@contoso.com", "delivered", 5*time.Second)
-	checkOneDSN(t, bounces, "alice@sender.test", "5.1.1", "no such user")
-	if st := p.messageStatus(uid); st != "bounced" {
-		t.Fatalf("message status %s", st)
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{})
+			p.accepted("contoso.com")
+			s := testutil.NewSink(t, testutil.SinkOptions{})
+			s.RejectRcpt("nobody@contoso.com", 550, [3]int{5, 1, 1}, "no such user")
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			bounces := dsnSink(t, p)
+			uid := p.submit("alice@sender.test", []string{"nobody@contoso.com", "john@contoso.com"}, "doomed")
+			r := p.waitStatus(uid, "nobody@contoso.com", "bounced", 5*time.Second)
+			if !strings.Contains(r.LastReply, "550 5.1.1") {
+				t.Fatalf("bounce reply %q", r.LastReply)
+			}
+			p.waitStatus(uid, "john@contoso.com", "delivered", 5*time.Second)
+			checkOneDSN(t, bounces, "alice@sender.test", "5.1.1", "no such user")
+			if st := p.messageStatus(uid); st != "bounced" {
+				t.Fatalf("message status %s", st)
+			}
+		})
 	}
 }
 
 func TestLifetimeExpirySendsOneDSN(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{lifetime: 700 * time.Millisecond, retry: []time.Duration{100 * time.Millisecond}})
-	p.accepted("contoso.com")
-	dead := closedAddr(t)
-	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead}})
-	bounces := dsnSink(t, p)
-	uid := p.submit("alice@sender.test", []string{"john@contoso.com"}, "doomed")
-	r := p.waitStatus(uid, "john@contoso.com", "bounced", 10*time.Second)
-	if !strings.Contains(r.LastReply, "queue lifetime expired") || r.Attempts < 2 {
-		t.Fatalf("expiry: %+v", r)
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{lifetime: 700 * time.Millisecond, retry: []time.Duration{100 * time.Millisecond}})
+			p.accepted("contoso.com")
+			dead := closedAddr(t)
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead}})
+			bounces := dsnSink(t, p)
+			uid := p.submit("alice@sender.test", []string{"john@contoso.com"}, "doomed")
+			r := p.waitStatus(uid, "john@contoso.com", "bounced", 10*time.Second)
+			if !strings.Contains(r.LastReply, "queue lifetime expired") || r.Attempts < 2 {
+				t.Fatalf("expiry: %+v", r)
+			}
+			checkOneDSN(t, bounces, "alice@sender.test", "4.4.7", "connection refused")
+		})
 	}
-	checkOneDSN(t, bounces, "alice@sender.test", "4.4.7", "connection refused")
 }
 
 // A DSN that cannot be delivered is not answered with another DSN.
 func TestBounceNeverBounces(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{})
-	p.accepted("contoso.com")
-	s := testutil.NewSink(t, testutil.SinkOptions{})
-	s.RejectRcpt("nobody@contoso.com", 550, [3]int{5, 1, 1}, "no such user")
-	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
-	bounces := dsnSink(t, p)
-	bounces.RejectRcpt("alice@sender.test", 550, [3]int{5, 1, 1}, "sender gone too")
-	uid := p.submit("alice@sender.test", []string{"nobody@contoso.com"}, "doomed")
-	p.waitStatus(uid, "nobody@contoso.com", "bounced", 5*time.Second)
-	var dsnUID string
-	deadline := time.Now().Add(5 * time.Second)
-	for dsnUID == "" && time.Now().Before(deadline) {
-		p.st.DB().Raw(`SELECT uid FROM messages WHERE sender = '' AND status = 'bounced'`).Scan(&dsnUID)
-		time.Sleep(20 * time.Millisecond)
-	}
-	if dsnUID == "" {
-		t.Fatal("the DSN did not bounce")
-	}
-	if ev := p.events(dsnUID); !strings.Contains(ev, "no DSN: the message has the null sender") {
-		t.Fatalf("events of the bounced DSN:\n%s", ev)
-	}
-	time.Sleep(300 * time.Millisecond)
-	var n int
-	p.st.DB().Raw(`SELECT COUNT(*) FROM messages WHERE sender = ''`).Scan(&n)
-	if n != 1 {
-		t.Fatalf("%d null-sender messages, want only the one DSN", n)
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{})
+			p.accepted("contoso.com")
+			s := testutil.NewSink(t, testutil.SinkOptions{})
+			s.RejectRcpt("nobody@contoso.com", 550, [3]int{5, 1, 1}, "no such user")
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			bounces := dsnSink(t, p)
+			bounces.RejectRcpt("alice@sender.test", 550, [3]int{5, 1, 1}, "sender gone too")
+			uid := p.submit("alice@sender.test", []string{"nobody@contoso.com"}, "doomed")
+			p.waitStatus(uid, "nobody@contoso.com", "bounced", 5*time.Second)
+			var dsnUID string
+			deadline := time.Now().Add(5 * time.Second)
+			for dsnUID == "" && time.Now().Before(deadline) {
+				p.st.DB().Raw(`SELECT uid FROM messages WHERE sender = '' AND status = 'bounced'`).Scan(&dsnUID)
+				time.Sleep(20 * time.Millisecond)
+			}
+			if dsnUID == "" {
+				t.Fatal("the DSN did not bounce")
+			}
+			if ev := p.events(dsnUID); !strings.Contains(ev, "no DSN: the message has the null sender") {
+				t.Fatalf("events of the bounced DSN:\n%s", ev)
+			}
+			time.Sleep(300 * time.Millisecond)
+			var n int
+			p.st.DB().Raw(`SELECT COUNT(*) FROM messages WHERE sender = ''`).Scan(&n)
+			if n != 1 {
+				t.Fatalf("%d null-sender messages, want only the one DSN", n)
+			}
+		})
 	}
 }
 
 // A queued message whose content is missing is bounced, never reported as
 // delivered.
 func TestMissingContentIsBouncedNotDelivered(t *testing.T) {
-	p := newPipeline(t, testutil.Engines[0], pipelineOpts{retry: []time.Duration{time.Hour}})
-	p.accepted("contoso.com")
-	dead := closedAddr(t)
-	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead}})
-	uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "no content")
-	p.waitStatus(uid, "john@contoso.com", "deferred", 5*time.Second)
-	if err := p.st.DB().Exec(`DELETE FROM message_bodies WHERE message_id = (SELECT id FROM messages WHERE uid = ?)`, uid).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := p.st.DB().Exec(`UPDATE messages SET next_attempt_at = 0 WHERE uid = ?`, uid).Error; err != nil {
-		t.Fatal(err)
-	}
-	r := p.waitStatus(uid, "john@contoso.com", "bounced", 5*time.Second)
-	if !strings.Contains(r.LastReply, "5.3.0") {
-		t.Fatalf("reply %q", r.LastReply)
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{retry: []time.Duration{time.Hour}})
+			p.accepted("contoso.com")
+			dead := closedAddr(t)
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead}})
+			uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "no content")
+			p.waitStatus(uid, "john@contoso.com", "deferred", 5*time.Second)
+			if err := p.st.DB().Exec(`DELETE FROM message_bodies WHERE message_id = (SELECT id FROM messages WHERE uid = ?)`, uid).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := p.st.DB().Exec(`UPDATE messages SET next_attempt_at = 0 WHERE uid = ?`, uid).Error; err != nil {
+				t.Fatal(err)
+			}
+			r := p.waitStatus(uid, "john@contoso.com", "bounced", 5*time.Second)
+			if !strings.Contains(r.LastReply, "5.3.0") {
+				t.Fatalf("reply %q", r.LastReply)
+			}
+		})
 	}
 }

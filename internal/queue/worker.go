@@ -214,7 +214,7 @@ func (wk *Workers) claim(ctx context.Context, n int) ([]*job, error) {
 	}
 	var rows []messageRow
 	// One statement is its own transaction: no BEGIN and COMMIT round trips.
-	err := wk.st.DB().WithContext(ctx).Raw(`UPDATE messages SET lease_owner = ?, lease_until = ?
+	err := wk.st.BookkeepingDB().WithContext(ctx).Raw(`UPDATE messages SET lease_owner = ?, lease_until = ?
 			WHERE id IN (SELECT id FROM messages
 				WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?
 				  AND (lease_until IS NULL OR lease_until < ?)
@@ -272,7 +272,7 @@ func (wk *Workers) renew() {
 		return
 	}
 	until := Micros(time.Now().Add(wk.cfg.Lease))
-	err := wk.st.DB().Exec("UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND id IN ?", until, wk.owner, ids).Error
+	err := wk.st.BookkeepingDB().Exec("UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND id IN ?", until, wk.owner, ids).Error
 	if err != nil {
 		wk.log.Warn("renew leases", "err", err)
 	}
@@ -427,7 +427,13 @@ func (wk *Workers) record(outcomes <-chan *outcome) {
 		}
 		var err error
 		for attempt := range 3 {
-			err = wk.st.Transact(context.Background(), func(tx *gorm.DB) error { return writeOutcomes(tx, batch) })
+			if wk.st.Dialect() == store.Postgres {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err = recordPostgres(ctx, wk.st, batch)
+				cancel()
+			} else {
+				err = wk.st.BookkeepingDB().Transaction(func(tx *gorm.DB) error { return writeOutcomes(tx, batch) })
+			}
 			if err == nil {
 				break
 			}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -62,6 +63,10 @@ type Store struct {
 	url     string // PostgreSQL URL, for LISTEN
 	log     *slog.Logger
 	changes changeHub
+
+	leaseOnce sync.Once
+	leaseDB   *gorm.DB // PostgreSQL: a pool with synchronous_commit off
+	leaseErr  error
 }
 
 // SQLiteFile is the name of the embedded database in the data directory.
@@ -141,8 +146,51 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // DB returns the gorm handle, for packages that own their own tables.
 func (s *Store) DB() *gorm.DB { return s.db }
 
-// Close closes the connection pool.
+// BookkeepingDB returns the handle for delivery bookkeeping: claiming
+// messages (leases) and recording delivery outcomes. On PostgreSQL it is a
+// second, small pool whose commits do not wait for the WAL flush
+// (synchronous_commit=off): a PostgreSQL crash may forget the last fraction
+// of a second of such commits, which means a lease or an outcome is lost
+// and the message is delivered again — a duplicate, never a lost message.
+// Accepting mail never uses it: a 250 always follows a synchronous commit.
+// On SQLite it is the ordinary handle.
+func (s *Store) BookkeepingDB() *gorm.DB {
+	if s.dialect != Postgres {
+		return s.db
+	}
+	s.leaseOnce.Do(func() {
+		sep := "?"
+		if strings.Contains(s.url, "?") {
+			sep = "&"
+		}
+		db, err := gorm.Open(postgres.Open(s.url+sep+"synchronous_commit=off"), &gorm.Config{
+			Logger: logger.Discard, SkipDefaultTransaction: true, NowFunc: s.db.Config.NowFunc,
+		})
+		if err != nil {
+			s.leaseErr = err
+			return
+		}
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.SetMaxOpenConns(8)
+			sqlDB.SetMaxIdleConns(8)
+			sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		}
+		s.leaseDB = db
+	})
+	if s.leaseDB == nil {
+		s.log.Warn("bookkeeping pool unavailable; using the main pool", "err", s.leaseErr)
+		return s.db
+	}
+	return s.leaseDB
+}
+
+// Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.leaseDB != nil {
+		if sqlDB, err := s.leaseDB.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

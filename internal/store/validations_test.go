@@ -107,3 +107,24 @@ func TestValidationStatusAndActivation(t *testing.T) {
 		}
 	})
 }
+
+// Delivery bookkeeping may skip the WAL flush; everything else, accepting
+// mail included, waits for it.
+func TestBookkeepingPoolSkipsOnlyItsOwnFlush(t *testing.T) {
+	testutil.SkipWithoutPostgres(t)
+	st := testutil.OpenStore(t, testutil.Engines[1])
+	var main, book string
+	if err := st.DB().Raw("SHOW synchronous_commit").Scan(&main).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := st.BookkeepingDB().Raw("SHOW synchronous_commit").Scan(&book).Error; err != nil {
+		t.Fatal(err)
+	}
+	if main != "on" || book != "off" {
+		t.Fatalf("synchronous_commit: main pool %q, bookkeeping pool %q", main, book)
+	}
+	sq := testutil.OpenStore(t, testutil.Engines[0])
+	if sq.BookkeepingDB() != sq.DB() {
+		t.Fatal("SQLite has one pool")
+	}
+}
