@@ -14,6 +14,7 @@ type Page struct {
 	Section string // nav item to highlight: connectors, domains, audit, users
 	User    *User  // nil on the sign-in and setup pages
 	Flash   string // a one-line confirmation ("Connector saved")
+	Refresh int    // seconds: reload the page (a run in progress); 0: never
 }
 
 // CanEdit reports whether the signed-in user may change configuration.
@@ -345,4 +346,12 @@ type ValidationPage struct {
 	CanActivate bool // passed, the newest run of its revision, not active yet
 	Active      bool // this revision carries mail
 	Outdated    string
+}
+
+// ValidationRunningPage shows a run in progress; it reloads itself.
+type ValidationRunningPage struct {
+	Page
+	Row      ConnectorRow
+	Revision int
+	Steps    []ValidationStep
 }

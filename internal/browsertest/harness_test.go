@@ -388,6 +388,24 @@ func (b *tab) path() string {
 	return js[string](b, `location.pathname + location.search`)
 }
 
+// waitPath waits until the page the browser shows has a path matching re
+// (a page that reloads itself, like a validation run in progress, gets
+// there on its own), and returns it. The test's browser timeout bounds it.
+func (b *tab) waitPath(re string) string {
+	b.t.Helper()
+	rx := regexp.MustCompile("^" + re + "$")
+	for {
+		p, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.readyState === "complete" ? location.pathname + location.search : ""`))
+		if err == nil && rx.MatchString(p) {
+			return p
+		}
+		if b.ctx.Err() != nil {
+			b.fatalf("the browser never reached a page matching %s", re)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (b *tab) wantValue(sel, want string) {
 	b.t.Helper()
 	if got := b.value(sel); got != want {

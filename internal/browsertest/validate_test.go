@@ -254,7 +254,8 @@ func (b *tab) atValidate(rev int, name string) string {
 func (b *tab) runValidation(connPage string, rev int, result string) string {
 	b.t.Helper()
 	b.clickOK(runButton, "Run validation")
-	p := b.wantPath(regexp.QuoteMeta(connPage) + `/validations/[0-9]+`)
+	// The run's page reloads itself until the run ends, then shows the report.
+	p := b.waitPath(regexp.QuoteMeta(connPage) + `/validations/[0-9]+`)
 	flash := fmt.Sprintf("Revision %d passed validation.", rev)
 	if result == "failed" {
 		flash = fmt.Sprintf("Revision %d failed validation;", rev)

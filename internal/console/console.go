@@ -72,6 +72,7 @@ func (c *Console) Register(r chi.Router) {
 			r.Get("/connectors", c.listConnectors)
 			r.Get("/connectors/{dir}/{id}", c.showConnector)
 			r.Get("/connectors/{dir}/{id}/validations/{vid}", c.showValidation)
+			r.Get("/connectors/{dir}/{id}/validations/running/{run}", c.runningValidation)
 			r.Get("/domains", c.listDomains)
 			r.Get("/audit", c.auditLog)
 			r.Get("/users", c.listUsers)

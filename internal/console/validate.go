@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/validation"
@@ -90,7 +92,7 @@ func (c *Console) runValidation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rcptText, sender := r.PostFormValue("recipients"), r.PostFormValue("sender")
-	v, err := c.validation.Run(r.Context(), c.actor(r), conn.Direction, conn.ID, validation.Request{Recipients: lines(rcptText), Sender: sender})
+	runID, _, err := c.validation.Start(r.Context(), c.actor(r), conn.Direction, conn.ID, validation.Request{Recipients: lines(rcptText), Sender: sender})
 	var fe connector.FieldErrors
 	switch {
 	case errors.As(err, &fe):
@@ -100,12 +102,44 @@ func (c *Console) runValidation(w http.ResponseWriter, r *http.Request) {
 		c.storeError(w, r, err)
 		return
 	}
-	if v.Status == store.ValidationPassed {
-		c.flash(w, r, fmt.Sprintf("Revision %d passed validation. Activate it to let it carry mail.", v.Revision))
-	} else {
-		c.flash(w, r, fmt.Sprintf("Revision %d failed validation; the failed steps below say why. The connector's active settings, if any, keep carrying mail.", v.Revision))
+	seeOther(w, r, fmt.Sprintf("/connectors/%s/%d/validations/running/%s", conn.Direction, conn.ID, runID))
+}
+
+// runningValidation shows a run's steps as they happen (the page reloads
+// itself), then sends the browser to its report.
+func (c *Console) runningValidation(w http.ResponseWriter, r *http.Request) {
+	conn, ok := c.loadConnector(w, r)
+	if !ok {
+		return
 	}
-	seeOther(w, r, validationHref(conn.Direction, conn.ID, v.ID))
+	var p *validation.Progress
+	if c.validation != nil {
+		p = c.validation.Progress(chi.URLParam(r, "run"))
+	}
+	if p == nil || p.ConnectorID != conn.ID {
+		c.errorPage(w, r, http.StatusNotFound, "This validation run is not known to this flowgate process (it may have run on another one, or ended long ago). Its report is in the connector's validation history.")
+		return
+	}
+	steps, done, v, err := p.Snapshot()
+	if done {
+		if err != nil {
+			c.serverError(w, r, err)
+			return
+		}
+		if v.Status == store.ValidationPassed {
+			c.flash(w, r, fmt.Sprintf("Revision %d passed validation. Activate it to let it carry mail.", v.Revision))
+		} else {
+			c.flash(w, r, fmt.Sprintf("Revision %d failed validation; the failed steps below say why. The connector's active settings, if any, keep carrying mail.", v.Revision))
+		}
+		seeOther(w, r, validationHref(conn.Direction, conn.ID, v.ID))
+		return
+	}
+	pg := web.ValidationRunningPage{Page: c.page(w, r, "Validating "+conn.Name, "connectors"), Row: connectorRow(conn), Revision: p.Revision}
+	pg.Refresh = 1
+	for _, s := range steps {
+		pg.Steps = append(pg.Steps, web.ValidationStep{Name: s.Name, Status: s.Status, Detail: s.Detail, DurationMS: s.DurationMS})
+	}
+	c.render(w, r, http.StatusOK, web.ValidationRunning(pg))
 }
 
 func (c *Console) showValidation(w http.ResponseWriter, r *http.Request) {

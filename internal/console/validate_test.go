@@ -2,11 +2,13 @@ package console_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +27,32 @@ func serveWithValidation(t *testing.T, st *store.Store) *httptest.Server {
 	return webtest.Serve(t, st, webtest.Options{Validation: svc})
 }
 
-var reportRE = regexp.MustCompile(`^/connectors/outbound/\d+/validations/\d+$`)
+var (
+	reportRE  = regexp.MustCompile(`^/connectors/outbound/\d+/validations/\d+$`)
+	runningRE = regexp.MustCompile(`^/connectors/outbound/\d+/validations/running/[0-9a-f]+$`)
+)
+
+// waitForReport follows a started run: its page shows the steps so far and
+// reloads itself until the run ends, then redirects to the report. It
+// returns that redirect.
+func waitForReport(t *testing.T, b *browser, started page) page {
+	t.Helper()
+	if started.Status != http.StatusSeeOther || !runningRE.MatchString(started.Location) {
+		t.Fatalf("run: %d %q %s", started.Status, started.Location, started.Body)
+	}
+	for {
+		r := b.get(started.Location)
+		switch {
+		case r.Status == http.StatusSeeOther && reportRE.MatchString(r.Location):
+			return r
+		case r.Status == http.StatusOK:
+			r.has(t, "Validating revision", `<meta http-equiv="refresh" content="1">`)
+			time.Sleep(20 * time.Millisecond)
+		default:
+			t.Fatalf("running page: %d %q %s", r.Status, r.Location, r.Body)
+		}
+	}
+}
 
 func TestValidateAndActivateInTheConsole(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
@@ -65,9 +92,7 @@ func TestValidateAndActivateInTheConsole(t *testing.T) {
 
 		// A passing run: the report with steps and transcript, and Activate.
 		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test\nsales@fabrikam.test", "sender", "admin@contoso.com")
-		if r.Status != http.StatusSeeOther || !reportRE.MatchString(r.Location) {
-			t.Fatalf("run: %d %q %s", r.Status, r.Location, r.Body)
-		}
+		r = waitForReport(t, b, r)
 		report := b.follow(r)
 		report.has(t, "Revision 1 passed validation.", "Validation of revision 1:", "passed", "RCPT TO sales@fabrikam.test", "C: MAIL FROM:<admin@contoso.com>", "Activate revision 1", "Transcript")
 		if m := sink.Wait(t, 1, 5*time.Second); len(m[0].To) != 2 || m[0].From != "admin@contoso.com" {
@@ -111,7 +136,7 @@ func TestValidateAndActivateInTheConsole(t *testing.T) {
 		w.next("5", "6", "tls_settings", "opportunistic", "validation_recipients", "postmaster@fabrikam.test")
 		r = b.post(w.base+"/6", "nav", "save")
 		b.follow(r).has(t, "Validate revision 2 of To Fabrikam", "The active revision keeps carrying mail until revision 2 is validated and activated.")
-		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test")
+		r = waitForReport(t, b, b.post(href+"/validate", "recipients", "postmaster@fabrikam.test"))
 		failed := b.follow(r)
 		failed.has(t, "Revision 2 failed validation", "connection refused on "+dead, "✗ failed")
 		failed.lacks(t, "Activate revision 2")
@@ -139,4 +164,79 @@ func TestValidateAndActivateInTheConsole(t *testing.T) {
 			t.Fatalf("audit: %s", got)
 		}
 	})
+}
+
+// gate is a TCP proxy to addr that holds every connection until opened.
+func gate(t *testing.T, addr string) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	open := make(chan struct{})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				<-open
+				up, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	var once sync.Once
+	return ln.Addr().String(), func() { once.Do(func() { close(open) }) }
+}
+
+// The run's page shows the steps done so far while the run waits on a
+// slow server, and the report once it ends.
+func TestValidationStepsShowWhileRunning(t *testing.T) {
+	st := testutil.OpenStore(t, testutil.Engines[0])
+	createUser(t, st, "admin@contoso.com", store.RoleAdmin)
+	b := newBrowser(t, serveWithValidation(t, st))
+	b.signIn("admin@contoso.com")
+	sink := testutil.NewSink(t, testutil.SinkOptions{})
+	slow, release := gate(t, sink.Addr)
+	defer release()
+	c, err := st.CreateConnector(context.Background(), testutil.TestActor, &connector.OutboundSpec{
+		Common: connector.Common{Name: "Slow", ConnectorType: connector.Partner}, RecipientDomains: []string{"fabrikam.test"},
+		SmartHosts: []string{slow}, ValidationRecipients: []string{"postmaster@fabrikam.test"},
+	}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := b.post("/connectors/outbound/"+itoa(c.ID)+"/validate", "recipients", "postmaster@fabrikam.test")
+	if !runningRE.MatchString(started.Location) {
+		t.Fatalf("run: %d %q", started.Status, started.Location)
+	}
+	// The connection is held: the page shows the steps so far.
+	for {
+		p := b.get(started.Location)
+		if p.Status != http.StatusOK {
+			t.Fatalf("running page: %d %q", p.Status, p.Location)
+		}
+		if strings.Contains(p.Body, "connect to "+slow) {
+			p.has(t, "Validating revision 1 of Slow…", "resolve 127.0.0.1", "✓ passed", `<meta http-equiv="refresh" content="1">`)
+			p.lacks(t, "test message to")
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release()
+	report := b.follow(waitForReport(t, b, started))
+	report.has(t, "Revision 1 passed validation.", "test message to "+slow)
+	// Another process (or an unknown run id) cannot show it.
+	if r := b.get("/connectors/outbound/" + itoa(c.ID) + "/validations/running/0123abcd"); r.Status != http.StatusNotFound {
+		t.Fatalf("unknown run: %d", r.Status)
+	}
 }

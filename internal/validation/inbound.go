@@ -69,7 +69,7 @@ func nameFor(pattern string) string {
 // that must be accepted, attributed to this revision and routed, and a
 // negative probe that breaks one restriction and must be refused.
 func (in *Inbound) Validate(ctx context.Context, connectorID int64, name string, revision int, spec *connector.InboundSpec, sender string, rcpts []string) *store.Validation {
-	r := newRun()
+	r := newRun(ctx)
 	r.logf("validating revision %d of inbound connector %q through flowgate's SMTP listener on 127.0.0.1:%d", revision, name, in.Port)
 
 	began := time.Now()

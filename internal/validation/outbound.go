@@ -57,7 +57,7 @@ type host struct {
 // Validate runs the outbound validation of one revision and returns its
 // record (not yet stored).
 func (o *Outbound) Validate(ctx context.Context, connectorID int64, name string, revision int, spec *connector.OutboundSpec, sender string, rcpts []string) *store.Validation {
-	r := newRun()
+	r := newRun(ctx)
 	r.logf("validating revision %d of outbound connector %q from %s (%s)", revision, name, o.Hostname, hostnameOrPID())
 	var hosts []host
 	if spec.UseMXRecord {

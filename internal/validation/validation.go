@@ -10,6 +10,7 @@
 package validation
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -30,9 +31,21 @@ type run struct {
 	steps      []store.ValidationStep
 	transcript strings.Builder
 	failed     bool
+	observe    func(store.ValidationStep) // sees each step as it is recorded
 }
 
-func newRun() *run { return &run{start: time.Now().UTC()} }
+type observerKey struct{}
+
+// withObserver makes the runs started under ctx report each step to f.
+func withObserver(ctx context.Context, f func(store.ValidationStep)) context.Context {
+	return context.WithValue(ctx, observerKey{}, f)
+}
+
+func newRun(ctx context.Context) *run {
+	r := &run{start: time.Now().UTC()}
+	r.observe, _ = ctx.Value(observerKey{}).(func(store.ValidationStep))
+	return r
+}
 
 // logf appends a transcript line, stamped with the time since the start.
 func (r *run) logf(format string, args ...any) {
@@ -61,7 +74,11 @@ func (r *run) add(name, status string, began time.Time, detail string) {
 	if status == Skipped {
 		d = 0
 	}
-	r.steps = append(r.steps, store.ValidationStep{Name: name, Status: status, Detail: detail, DurationMS: d.Milliseconds()})
+	step := store.ValidationStep{Name: name, Status: status, Detail: detail, DurationMS: d.Milliseconds()}
+	r.steps = append(r.steps, step)
+	if r.observe != nil {
+		r.observe(step)
+	}
 	r.logf("step %s: %s — %s", status, name, detail)
 }
 
