@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/flowgate/flowgate/internal/connector"
@@ -88,8 +89,17 @@ func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	email, password, next := r.PostFormValue("email"), r.PostFormValue("password"), r.PostFormValue("next")
+	if wait, blocked := c.throttle.blocked(r, email); blocked {
+		c.log.Warn("console sign-in throttled", "email", email, "client", r.RemoteAddr)
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		c.render(w, r, http.StatusTooManyRequests, web.SignIn(web.Page{Title: "Sign in"}, web.SignInForm{
+			Email: email, Next: next, Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d minutes.", int(wait.Minutes())+1),
+		}))
+		return
+	}
 	u, err := c.store.Authenticate(r.Context(), email, password)
 	if errors.Is(err, store.ErrBadCredentials) {
+		c.throttle.failed(r, email)
 		c.log.Info("console sign-in refused", "email", email, "client", r.RemoteAddr)
 		c.render(w, r, http.StatusUnauthorized, web.SignIn(web.Page{Title: "Sign in"}, web.SignInForm{
 			Email: email, Next: next, Error: "Wrong e-mail address or password.",
@@ -100,6 +110,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, r, err)
 		return
 	}
+	c.throttle.succeeded(r, email)
 	if err := c.sessions.start(r, w, sessionFrom(r), u); err != nil {
 		c.serverError(w, r, err)
 		return

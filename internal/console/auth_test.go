@@ -261,3 +261,28 @@ func TestViewerReadsButCannotChange(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestSignInIsThrottledAfterRepeatedFailures(t *testing.T) {
+	st := testutil.OpenStore(t, testutil.Engines[0])
+	createUser(t, st, "admin@contoso.com", store.RoleAdmin)
+	b := newBrowser(t, serve(t, st, false))
+	for i := range 10 {
+		if r := b.post("/signin", "email", "admin@contoso.com", "password", "wrong guess "+itoa(int64(i))); r.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, r.Status)
+		}
+	}
+	// Even the right password waits now: guessing cannot go on.
+	r := b.post("/signin", "email", "admin@contoso.com", "password", adminPassword)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("after 10 failures: %d %q", r.Status, r.Header.Get("Retry-After"))
+	}
+	r.has(t, "Too many failed sign-ins")
+	if b.cookie("flowgate_session") != nil {
+		t.Fatal("a throttled sign-in set a session")
+	}
+	// The same client guessing another account is throttled too.
+	createUser(t, st, "other@contoso.com", store.RoleAdmin)
+	if r := b.post("/signin", "email", "other@contoso.com", "password", adminPassword); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("another account from the same address: %d", r.Status)
+	}
+}

@@ -36,11 +36,12 @@ type Console struct {
 	sessions   *dbSessions
 	csrf       *http.CrossOriginProtection
 	validation *validation.Service // nil: no Validate pages
+	throttle   *signInThrottle
 }
 
 // New returns the console over st.
 func New(st *store.Store, log *slog.Logger) *Console {
-	c := &Console{store: st, log: log, sessions: newDBSessions(st, SessionTTL)}
+	c := &Console{store: st, log: log, sessions: newDBSessions(st, SessionTTL), throttle: newSignInThrottle()}
 	c.csrf = http.NewCrossOriginProtection()
 	c.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, http.StatusForbidden, "This form was sent from another site, so flowgate refused it (cross-site request forgery protection). Open the console directly and try again.")
