@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -31,6 +32,10 @@ type WorkerConfig struct {
 	Concurrency   int             // messages delivered at once by this process
 	Lease         time.Duration   // how long a claim holds before others may take it
 	Poll          time.Duration   // how often to look for due messages without a wake-up
+	// Gather is how long a wake-up for new messages waits before claiming,
+	// so that one claim takes the messages of several commits; default
+	// 5 ms, negative: none.
+	Gather time.Duration
 }
 
 // Workers claim due messages and deliver them. Several processes may run
@@ -46,6 +51,8 @@ type Workers struct {
 	log   *slog.Logger
 	owner string
 	wake  chan struct{}
+	news  atomic.Bool // messages were queued since the last claim
+	full  atomic.Bool // the last claim was limited by free capacity
 
 	mu       sync.Mutex
 	inFlight map[int64]bool
@@ -65,6 +72,9 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, w *Writer
 	if cfg.Poll == 0 {
 		cfg.Poll = time.Second
 	}
+	if cfg.Gather == 0 {
+		cfg.Gather = 5 * time.Millisecond
+	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	wk := &Workers{st: st, live: live, d: d, w: w, cfg: cfg, log: log, wake: make(chan struct{}, 1),
@@ -81,6 +91,21 @@ func (wk *Workers) Owner() string { return wk.owner }
 
 // Wake asks the workers to look for due messages now.
 func (wk *Workers) Wake() {
+	wk.news.Store(true)
+	wk.signal()
+}
+
+// capacityFreed wakes the workers when a delivery slot came free and the
+// last claim left due messages behind, or messages were queued while no
+// slot was free; otherwise a claim would find nothing new (each claim is a
+// statement for the database).
+func (wk *Workers) capacityFreed() {
+	if wk.full.Load() || wk.news.Load() {
+		wk.signal()
+	}
+}
+
+func (wk *Workers) signal() {
 	select {
 	case wk.wake <- struct{}{}:
 	default:
@@ -137,7 +162,7 @@ func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 					outcomes <- o
 				} else {
 					wk.done(j.msg.ID)
-					wk.Wake()
+					wk.capacityFreed()
 				}
 			}
 		}()
@@ -149,11 +174,14 @@ func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 	defer renew.Stop()
 	poll := time.NewTicker(wk.cfg.Poll)
 	defer poll.Stop()
+	claimNow := true
 loop:
 	for {
 		free := wk.cfg.Concurrency - wk.count()
-		if free > 0 {
-			batch, err := wk.claim(ctx, min(free, 64))
+		if free > 0 && claimNow {
+			wk.news.Store(false)
+			limit := min(free, 64)
+			batch, err := wk.claim(ctx, limit)
 			if err != nil && ctx.Err() == nil {
 				wk.log.Error("claim due messages", "err", err)
 			}
@@ -164,7 +192,8 @@ loop:
 					break loop
 				}
 			}
-			if len(batch) > 0 && len(batch) == min(free, 64) {
+			wk.full.Store(len(batch) == limit)
+			if len(batch) == limit {
 				continue // more may be due
 			}
 		}
@@ -172,9 +201,16 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-wk.wake:
+			// New messages, or capacity for messages left behind.
+			claimNow = wk.news.Load() || wk.full.Load()
+			if claimNow && !wk.full.Load() && wk.cfg.Gather > 0 {
+				time.Sleep(wk.cfg.Gather) // let more commits land: fewer, bigger claims
+			}
 		case <-poll.C:
+			claimNow = true // retries that came due, other processes' expired leases
 		case <-renew.C:
 			wk.renew()
+			claimNow = wk.news.Load()
 		}
 	}
 	close(jobs)
@@ -448,8 +484,17 @@ func (wk *Workers) record(outcomes <-chan *outcome) {
 		if err != nil {
 			wk.log.Error("record delivery outcomes; the messages will be retried when their leases expire", "messages", len(batch), "err", err)
 		}
-		// Capacity came free (and a DSN may be due): look for work now.
-		wk.Wake()
+		// Capacity came free: look for work now if some was left behind;
+		// a bounce's DSN is a new message.
+		dsn := false
+		for _, o := range batch {
+			dsn = dsn || o.dsn != nil
+		}
+		if dsn && err == nil {
+			wk.Wake()
+		} else {
+			wk.capacityFreed()
+		}
 	}
 }
 
