@@ -1,51 +1,18 @@
 package queue
 
-import (
-	"strings"
-	"unicode/utf8"
-)
-
-// cleanText makes client- or server-supplied text storable in a text
-// column on every engine: PostgreSQL refuses NUL bytes and invalid UTF-8.
-// NUL becomes the visible escape \x00 and invalid bytes become \xNN, so
-// the trace still shows what was sent. Valid text is returned unchanged.
-func cleanText(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			b.WriteString(`\x`)
-			b.WriteString(hexByte(s[i]))
-		case r == 0:
-			b.WriteString(`\x00`)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += max(size, 1)
-	}
-	return b.String()
-}
-
-func hexByte(c byte) string {
-	const digits = "0123456789abcdef"
-	return string([]byte{digits[c>>4], digits[c&15]})
-}
+import "github.com/flowgate/flowgate/internal/store"
 
 // clean makes every text field of a message storable.
 func (m *Message) clean() {
 	for _, p := range []*string{&m.UID, &m.ClientIP, &m.Helo, &m.TLSVersion, &m.TLSCipher, &m.ClientCert, &m.Sender,
 		&m.MessageIDHeader, &m.InboundConnector, &m.Attribution, &m.Reply} {
-		*p = cleanText(*p)
+		*p = store.CleanText(*p)
 	}
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
-		r.Address, r.Connector, r.RouteReason, r.LastReply = cleanText(r.Address), cleanText(r.Connector), cleanText(r.RouteReason), cleanText(r.LastReply)
+		r.Address, r.Connector, r.RouteReason, r.LastReply = store.CleanText(r.Address), store.CleanText(r.Connector), store.CleanText(r.RouteReason), store.CleanText(r.LastReply)
 	}
 	for i := range m.Events {
-		m.Events[i].Type, m.Events[i].Detail = cleanText(m.Events[i].Type), cleanText(m.Events[i].Detail)
+		m.Events[i].Type, m.Events[i].Detail = store.CleanText(m.Events[i].Type), store.CleanText(m.Events[i].Detail)
 	}
 }

@@ -506,12 +506,12 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 	var rcptVals, msgVals []any
 	for _, o := range batch {
 		for _, rc := range o.rcpts {
-			rcptVals = append(rcptVals, rc.ID, string(rc.Status), rc.Attempts, cleanText(rc.LastReply), rc.ConnectorID,
-				rc.Connector, cleanText(rc.RouteReason))
+			rcptVals = append(rcptVals, rc.ID, string(rc.Status), rc.Attempts, store.CleanText(rc.LastReply), rc.ConnectorID,
+				rc.Connector, store.CleanText(rc.RouteReason))
 		}
 		msgVals = append(msgVals, o.msg.ID, string(o.status), o.msg.Attempts+1, o.next)
 		for _, e := range o.events {
-			e.Detail = cleanText(e.Detail)
+			e.Detail = store.CleanText(e.Detail)
 			events = append(events, e)
 		}
 		if o.deleteBody {

@@ -194,13 +194,13 @@ func outcomeArgs(batch []*outcome, now int64) []any {
 		for _, rc := range o.rcpts {
 			id := rc.ID
 			rID, rStatus, rAttempts = append(rID, &id), append(rStatus, string(rc.Status)), append(rAttempts, int32(rc.Attempts))
-			rReply, rConnID = append(rReply, cleanText(rc.LastReply)), append(rConnID, rc.ConnectorID)
-			rConn, rReason = append(rConn, rc.Connector), append(rReason, cleanText(rc.RouteReason))
+			rReply, rConnID = append(rReply, store.CleanText(rc.LastReply)), append(rConnID, rc.ConnectorID)
+			rConn, rReason = append(rConn, rc.Connector), append(rReason, store.CleanText(rc.RouteReason))
 		}
 		id := o.msg.ID
 		mID, mStatus, mAttempts, mNext = append(mID, &id), append(mStatus, string(o.status)), append(mAttempts, int32(o.msg.Attempts+1)), append(mNext, o.next)
 		for _, e := range o.events {
-			eMsg, eAt, eType, eDetail = append(eMsg, e.MessageID), append(eAt, e.At), append(eType, e.Type), append(eDetail, cleanText(e.Detail))
+			eMsg, eAt, eType, eDetail = append(eMsg, e.MessageID), append(eAt, e.At), append(eType, e.Type), append(eDetail, store.CleanText(e.Detail))
 		}
 		if o.deleteBody {
 			finished = append(finished, o.msg.ID)

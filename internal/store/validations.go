@@ -100,7 +100,7 @@ func (s *Store) RecordValidation(ctx context.Context, actor Actor, dir connector
 		}
 		vr := &validationRow{
 			ConnectorID: v.ConnectorID, Revision: v.Revision, Status: v.Status, StartedAt: v.StartedAt.UTC(), FinishedAt: v.FinishedAt.UTC(),
-			Sender: v.Sender, Recipients: string(rcpts), Steps: string(steps), Transcript: cleanText(v.Transcript), CreatedBy: actor.String(),
+			Sender: v.Sender, Recipients: string(rcpts), Steps: string(steps), Transcript: CleanText(v.Transcript), CreatedBy: actor.String(),
 		}
 		if err := tx.Create(vr).Error; err != nil {
 			return fmt.Errorf("record validation: %w", err)
@@ -128,18 +128,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// cleanText keeps a transcript storable on PostgreSQL (no NUL bytes).
-func cleanText(s string) string {
-	b := []byte(s)
-	out := b[:0]
-	for _, c := range b {
-		if c != 0 {
-			out = append(out, c)
-		}
-	}
-	return string(out)
 }
 
 // GetValidation returns one validation run of a connector.

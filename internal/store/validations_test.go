@@ -33,7 +33,7 @@ func TestValidationStatusAndActivation(t *testing.T) {
 			v := &store.Validation{ConnectorID: c.ID, Revision: rev, Status: result, StartedAt: now, FinishedAt: now,
 				Sender: "a@contoso.com", Recipients: []string{"b@fabrikam.com"},
 				Steps:      []store.ValidationStep{{Name: "connect", Status: result, Detail: "x\x00y", DurationMS: 3}},
-				Transcript: "C: EHLO\x00"}
+				Transcript: "C: EHLO\x00\r\nS: 250 \xff"}
 			if err := st.RecordValidation(ctx, actor, connector.Outbound, v); err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +57,7 @@ func TestValidationStatusAndActivation(t *testing.T) {
 			t.Fatalf("after a passed run: %s", s)
 		}
 		got, err := st.GetValidation(ctx, c.ID, v.ID)
-		if err != nil || got.Status != store.ValidationPassed || got.Recipients[0] != "b@fabrikam.com" || got.Steps[0].DurationMS != 3 || got.Transcript != "C: EHLO" {
+		if err != nil || got.Status != store.ValidationPassed || got.Recipients[0] != "b@fabrikam.com" || got.Steps[0].DurationMS != 3 || got.Transcript != `C: EHLO\x00`+"\r\n"+`S: 250 \xff` {
 			t.Fatalf("stored run: %+v %v", got, err)
 		}
 		// A later failed run of the same revision blocks its activation.

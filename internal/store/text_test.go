@@ -1,4 +1,4 @@
-package queue
+package store
 
 import "testing"
 
@@ -11,8 +11,8 @@ func TestCleanText(t *testing.T) {
 		"a\xc3":            `a\xc3`,
 		"ok\u00e9\x00\xff": `oké\x00\xff`,
 	} {
-		if got := cleanText(in); got != want {
-			t.Errorf("cleanText(%q) = %q, want %q", in, got, want)
+		if got := CleanText(in); got != want {
+			t.Errorf("CleanText(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
