@@ -163,12 +163,12 @@ func (c *Console) showValidation(w http.ResponseWriter, r *http.Request) {
 		Active: conn.ActiveRevision != nil && *conn.ActiveRevision == v.Revision,
 	}
 	if v.Status == store.ValidationPassed && !p.Active {
-		newest, err := c.newestValidation(r, conn.ID, v.Revision)
+		newest, err := c.store.NewestValidation(r.Context(), conn.ID, v.Revision)
 		if err != nil {
-			c.serverError(w, r, err)
+			c.storeError(w, r, err)
 			return
 		}
-		p.CanActivate = newest != nil && newest.ID == v.ID
+		p.CanActivate = newest.ID == v.ID
 		if !p.CanActivate {
 			p.Outdated = fmt.Sprintf("A newer validation of revision %d exists; activation follows the newest one.", v.Revision)
 		}
@@ -177,20 +177,6 @@ func (c *Console) showValidation(w http.ResponseWriter, r *http.Request) {
 		p.Outdated = fmt.Sprintf("Revision %d is not the newest: revision %d was saved since.", v.Revision, conn.Revision)
 	}
 	c.render(w, r, http.StatusOK, web.ValidationReport(p))
-}
-
-// newestValidation returns the newest run of one revision.
-func (c *Console) newestValidation(r *http.Request, connID int64, revision int) (*store.Validation, error) {
-	list, err := c.store.ListValidations(r.Context(), connID, 500)
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range list {
-		if v.Revision == revision {
-			return v, nil
-		}
-	}
-	return nil, nil
 }
 
 func (c *Console) activate(w http.ResponseWriter, r *http.Request) {

@@ -163,11 +163,32 @@ func (s *Store) ListValidations(ctx context.Context, connectorID int64, limit in
 	return out, nil
 }
 
+// newestRun loads the newest run of one revision (gorm.ErrRecordNotFound
+// when there is none).
+func newestRun(db *gorm.DB, connectorID int64, revision int) (*validationRow, error) {
+	var r validationRow
+	if err := db.Where("connector_id = ? AND revision = ?", connectorID, revision).Order("id DESC").Take(&r).Error; err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// NewestValidation returns the newest run of one revision, or ErrNotFound.
+func (s *Store) NewestValidation(ctx context.Context, connectorID int64, revision int) (*Validation, error) {
+	r, err := newestRun(s.db.WithContext(ctx), connectorID, revision)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load validation: %w", err)
+	}
+	return r.toValidation()
+}
+
 // revisionPassed reports whether the newest validation of a revision
 // passed.
 func revisionPassed(tx *gorm.DB, connectorID int64, revision int) (bool, error) {
-	var r validationRow
-	err := tx.Where("connector_id = ? AND revision = ?", connectorID, revision).Order("id DESC").Take(&r).Error
+	r, err := newestRun(tx, connectorID, revision)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return false, nil
 	}
