@@ -195,18 +195,17 @@ func (in *Inbound) open(ctx context.Context, r *run, ix *routing.Index, f probeF
 	c.limit, _ = ctx.Deadline()
 	ps.c = c
 	c.deadline(in.timeout())
-	o := &Outbound{Hostname: in.Hostname, Timeout: in.timeout()}
 	if code, msg, err := c.reply(); err != nil || code != 220 {
 		r.fail(prefix+"connect to flowgate's SMTP listener", began, "no 220 greeting: "+replyOrErr(msg, err))
 		closeAll()
 		return nil, nil, false
 	}
-	if code, msg, err := o.do(c, "EHLO %s", in.Hostname); err != nil || code != 250 {
+	if code, msg, err := c.do("EHLO %s", in.Hostname); err != nil || code != 250 {
 		r.fail(prefix+"connect to flowgate's SMTP listener", began, "EHLO refused: "+replyOrErr(msg, err))
 		closeAll()
 		return nil, nil, false
 	}
-	if code, msg, err := o.do(c, "STARTTLS"); err != nil || code != 220 {
+	if code, msg, err := c.do("STARTTLS"); err != nil || code != 220 {
 		r.fail(prefix+"connect to flowgate's SMTP listener", began, "STARTTLS refused: "+replyOrErr(msg, err))
 		closeAll()
 		return nil, nil, false
@@ -221,7 +220,7 @@ func (in *Inbound) open(ctx context.Context, r *run, ix *routing.Index, f probeF
 		return nil, nil, false
 	}
 	c.conn, c.tp = tc, textproto.NewConn(tc)
-	if code, msg, err := o.do(c, "EHLO %s", in.Hostname); err != nil || code != 250 {
+	if code, msg, err := c.do("EHLO %s", in.Hostname); err != nil || code != 250 {
 		r.fail(prefix+"connect to flowgate's SMTP listener", began, "EHLO after STARTTLS refused: "+replyOrErr(msg, err))
 		closeAll()
 		return nil, nil, false
@@ -255,10 +254,9 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	}
 	defer done()
 	c := ps.c
-	o := &Outbound{Timeout: in.timeout()}
 
 	began := time.Now()
-	code, msg, err := o.do(c, "MAIL FROM:<%s>", f.sender)
+	code, msg, err := c.do("MAIL FROM:<%s>", f.sender)
 	var sd *relay.SenderDecision
 	for _, e := range ps.snapshot() {
 		if e.Sender != nil {
@@ -268,15 +266,15 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	switch {
 	case err != nil || code != 250:
 		r.fail("MAIL FROM "+f.sender, began, "the probe was refused: "+replyOrErr(msg, err))
-		o.quit(c)
+		c.quit()
 		return
 	case sd == nil || sd.Attribution.Connector == nil:
 		r.fail("attribution", began, "the probe was not attributed to any inbound connector — another connector identifies this sender first, or the identity is incomplete")
-		o.quit(c)
+		c.quit()
 		return
 	case sd.Attribution.Connector.ID != id || sd.Attribution.Connector.Revision != revision:
 		r.fail("attribution", began, fmt.Sprintf("the probe was attributed to %q revision %d, not to this revision: %s — two connectors claim the same sender", sd.Attribution.Connector.Name, sd.Attribution.Connector.Revision, sd.Attribution.Reason))
-		o.quit(c)
+		c.quit()
 		return
 	}
 	r.pass("attribution", began, sd.Attribution.Reason)
@@ -285,7 +283,7 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	okRcpts := 0
 	for _, a := range rcpts {
 		began = time.Now()
-		code, msg, err := o.do(c, "RCPT TO:<%s>", a)
+		code, msg, err := c.do("RCPT TO:<%s>", a)
 		if err != nil || (code != 250 && code != 251) {
 			r.fail("RCPT TO "+a, began, "refused: "+replyOrErr(msg, err))
 			continue
@@ -308,13 +306,13 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 		r.pass("RCPT TO "+a, began, detail)
 	}
 	if okRcpts == 0 {
-		o.quit(c)
+		c.quit()
 		return
 	}
 	began = time.Now()
-	if code, msg, err := o.do(c, "DATA"); err != nil || code != 354 {
+	if code, msg, err := c.do("DATA"); err != nil || code != 354 {
 		r.fail("test message", began, "DATA refused: "+replyOrErr(msg, err))
-		o.quit(c)
+		c.quit()
 		return
 	}
 	vid := randomID()
@@ -328,11 +326,11 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	code, msg, err = c.reply()
 	if werr != nil || err != nil || code != 250 {
 		r.fail("test message", began, "not accepted: "+replyOrErr(msg, err))
-		o.quit(c)
+		c.quit()
 		return
 	}
 	r.pass("test message", began, "accepted and queued: "+lastLine(msg))
-	o.quit(c)
+	c.quit()
 }
 
 func (in *Inbound) negative(ctx context.Context, r *run, ix *routing.Index, f probeFacts, name string, revision int) {
@@ -343,12 +341,11 @@ func (in *Inbound) negative(ctx context.Context, r *run, ix *routing.Index, f pr
 	}
 	defer done()
 	c := ps.c
-	o := &Outbound{Timeout: in.timeout()}
 	step := "negative probe: " + f.broken
 	began := time.Now()
-	code, msg, err := o.do(c, "MAIL FROM:<%s>", f.sender)
+	code, msg, err := c.do("MAIL FROM:<%s>", f.sender)
 	if err == nil && code == 250 && f.expect == "5.7.64" {
-		code, msg, err = o.do(c, "RCPT TO:<%s>", "flowgate-validation@probe.example")
+		code, msg, err = c.do("RCPT TO:<%s>", "flowgate-validation@probe.example")
 	}
 	switch {
 	case err != nil:
@@ -358,5 +355,5 @@ func (in *Inbound) negative(ctx context.Context, r *run, ix *routing.Index, f pr
 	default:
 		r.fail(step, began, fmt.Sprintf("expected 550 %s, got %s — this restriction would not protect you", f.expect, lastLine(msg)))
 	}
-	o.quit(c)
+	c.quit()
 }

@@ -283,7 +283,7 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 	if !ext["STARTTLS"] {
 		if required {
 			r.fail("STARTTLS with "+label, began, fmt.Sprintf("%s does not offer STARTTLS; tls_settings %s requires TLS — enable TLS on that server, or choose opportunistic", h.name, setting))
-			o.quit(c)
+			c.quit()
 			return
 		}
 		r.skip("STARTTLS with "+label, fmt.Sprintf("%s does not offer STARTTLS; opportunistic TLS sends this connector's mail unencrypted", h.name))
@@ -299,11 +299,11 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 			detail := fmt.Sprintf("STARTTLS refused: %s", replyOrErr(msg, err))
 			if required {
 				r.fail("STARTTLS with "+label, began, detail)
-				o.quit(c)
+				c.quit()
 				return
 			}
 			r.fail("STARTTLS with "+label, began, detail+" (opportunistic delivery would send without TLS)")
-			o.quit(c)
+			c.quit()
 			return
 		}
 		serverName := h.name
@@ -333,7 +333,7 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 		}
 		if err := delivery.PolicyCheck(setting, tlsDomain, o.Roots, h.name)(cs); err != nil {
 			r.fail("certificate of "+label, began, err.Error())
-			o.quit(c)
+			c.quit()
 			return
 		}
 		switch setting {
@@ -350,16 +350,16 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 	// The test message.
 	began = time.Now()
 	c.deadline(o.timeout())
-	if code, msg, err := o.do(c, "MAIL FROM:<%s>", sender); err != nil || code != 250 {
+	if code, msg, err := c.do("MAIL FROM:<%s>", sender); err != nil || code != 250 {
 		r.fail("MAIL FROM at "+label, began, fmt.Sprintf("sender %s refused: %s — the smart host may not accept mail from flowgate; check its relay settings", sender, replyOrErr(msg, err)))
-		o.quit(c)
+		c.quit()
 		return
 	}
 	r.pass("MAIL FROM at "+label, began, sender)
 	accepted := 0
 	for _, rcpt := range h.rcpts {
 		began = time.Now()
-		code, msg, err := o.do(c, "RCPT TO:<%s>", rcpt)
+		code, msg, err := c.do("RCPT TO:<%s>", rcpt)
 		if err != nil || (code != 250 && code != 251) {
 			r.fail("RCPT TO "+rcpt+" at "+label, began, fmt.Sprintf("recipient %s refused: %s — check that the validation recipient exists and that %s accepts mail for it from flowgate", rcpt, replyOrErr(msg, err), h.name))
 			continue
@@ -368,13 +368,13 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 		r.pass("RCPT TO "+rcpt+" at "+label, began, lastLine(msg))
 	}
 	if accepted == 0 {
-		o.quit(c)
+		c.quit()
 		return
 	}
 	began = time.Now()
-	if code, msg, err := o.do(c, "DATA"); err != nil || code != 354 {
+	if code, msg, err := c.do("DATA"); err != nil || code != 354 {
 		r.fail("test message to "+label, began, "DATA refused: "+replyOrErr(msg, err))
-		o.quit(c)
+		c.quit()
 		return
 	}
 	id := randomID()
@@ -389,14 +389,14 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 	code, msg, err = c.reply()
 	if werr != nil || err != nil || code != 250 {
 		r.fail("test message to "+label, began, "the message was not accepted: "+replyOrErr(msg, errors.Join(werr, err)))
-		o.quit(c)
+		c.quit()
 		return
 	}
 	r.pass("test message to "+label, began, fmt.Sprintf("accepted for %d recipient(s): %s", accepted, lastLine(msg)))
-	o.quit(c)
+	c.quit()
 }
 
-func (o *Outbound) do(c *smtpConn, format string, args ...any) (int, string, error) {
+func (c *smtpConn) do(format string, args ...any) (int, string, error) {
 	if err := c.cmd(format, args...); err != nil {
 		return 0, "", err
 	}
@@ -405,7 +405,7 @@ func (o *Outbound) do(c *smtpConn, format string, args ...any) (int, string, err
 
 func (o *Outbound) ehlo(c *smtpConn, r *run, step string, began time.Time) (map[string]bool, bool) {
 	c.deadline(o.timeout())
-	code, msg, err := o.do(c, "EHLO %s", o.Hostname)
+	code, msg, err := c.do("EHLO %s", o.Hostname)
 	if err != nil || code != 250 {
 		r.fail(step, began, "EHLO refused: "+replyOrErr(msg, err))
 		return nil, false
@@ -427,7 +427,7 @@ func (o *Outbound) ehlo(c *smtpConn, r *run, step string, began time.Time) (map[
 	return ext, true
 }
 
-func (o *Outbound) quit(c *smtpConn) {
+func (c *smtpConn) quit() {
 	c.deadline(5 * time.Second)
 	if err := c.cmd("QUIT"); err == nil {
 		_, _, _ = c.reply()
