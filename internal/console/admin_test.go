@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -271,17 +272,9 @@ func TestLastAdminCannotBeRemoved(t *testing.T) {
 		if u.Role == store.RoleAdmin {
 			var conflict *store.ConflictError
 			err := st.DeleteUser(ctx, store.System("test"), u.ID)
-			if err == nil || !asConflict(err, &conflict) {
+			if !errors.As(err, &conflict) {
 				t.Fatalf("removing the last admin: %v", err)
 			}
 		}
 	}
-}
-
-func asConflict(err error, target **store.ConflictError) bool {
-	c, ok := err.(*store.ConflictError)
-	if ok {
-		*target = c
-	}
-	return ok
 }
