@@ -168,6 +168,7 @@ func (s *Store) BookkeepingDB() *gorm.DB {
 		})
 		if err != nil {
 			s.leaseErr = err
+			s.log.Warn("bookkeeping pool unavailable; using the main pool", "err", err)
 			return
 		}
 		if sqlDB, err := db.DB(); err == nil {
@@ -178,7 +179,6 @@ func (s *Store) BookkeepingDB() *gorm.DB {
 		s.leaseDB = db
 	})
 	if s.leaseDB == nil {
-		s.log.Warn("bookkeeping pool unavailable; using the main pool", "err", s.leaseErr)
 		return s.db
 	}
 	return s.leaseDB
