@@ -66,7 +66,6 @@ type Store struct {
 
 	leaseOnce sync.Once
 	leaseDB   *gorm.DB // PostgreSQL: a pool with synchronous_commit off
-	leaseErr  error
 }
 
 // SQLiteFile is the name of the embedded database in the data directory.
@@ -167,7 +166,6 @@ func (s *Store) BookkeepingDB() *gorm.DB {
 			Logger: logger.Discard, SkipDefaultTransaction: true, NowFunc: s.db.Config.NowFunc,
 		})
 		if err != nil {
-			s.leaseErr = err
 			s.log.Warn("bookkeeping pool unavailable; using the main pool", "err", err)
 			return
 		}
