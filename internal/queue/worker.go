@@ -54,8 +54,15 @@ type Workers struct {
 	news  atomic.Bool // messages were queued since the last claim
 	full  atomic.Bool // the last claim was limited by free capacity
 
+	// direct carries messages this process accepted and delivers itself
+	// (handOver), without claiming them; at most Concurrency wait in it,
+	// because each holds a slot reserved before its commit.
+	direct chan *job
+
 	mu       sync.Mutex
 	inFlight map[int64]bool
+	reserved int  // slots promised to messages being committed (leaseFor)
+	running  bool // Run is taking work: slots may be reserved
 }
 
 // NewWorkers prepares delivery workers; Run starts them.
@@ -78,10 +85,12 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, w *Writer
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	wk := &Workers{st: st, live: live, d: d, w: w, cfg: cfg, log: log, wake: make(chan struct{}, 1),
-		owner: cfg.Hostname + "/" + hex.EncodeToString(b[:]), inFlight: map[int64]bool{}}
+		owner: cfg.Hostname + "/" + hex.EncodeToString(b[:]), inFlight: map[int64]bool{},
+		direct: make(chan *job, cfg.Concurrency)}
 	if w != nil {
 		wake := wk.Wake
 		w.onCommit.Store(&wake)
+		w.local.Store(wk)
 	}
 	return wk
 }
@@ -109,6 +118,60 @@ func (wk *Workers) signal() {
 	select {
 	case wk.wake <- struct{}{}:
 	default:
+	}
+}
+
+// leaseFor reserves free delivery slots for the queued messages of a batch
+// about to be committed, marks as many of them leased and returns the lease
+// to insert them with (nil: none). The accepting process then delivers
+// them straight from memory (handOver): no claim, no second read of the
+// body. Messages beyond the free slots are queued unleased, for any
+// process's claim. If this process dies, the leases expire and another
+// process (or this one, restarted) claims the messages like any others.
+func (wk *Workers) leaseFor(batch []request) *lease {
+	wanted := 0
+	for i := range batch {
+		if batch[i].m.Status == Queued && batch[i].m.Body != nil {
+			wanted++
+		}
+	}
+	if wanted == 0 {
+		return nil
+	}
+	wk.mu.Lock()
+	k := 0
+	if wk.running {
+		k = min(wanted, wk.cfg.Concurrency-len(wk.inFlight)-wk.reserved)
+	}
+	if k > 0 {
+		wk.reserved += k
+	}
+	wk.mu.Unlock()
+	if k <= 0 {
+		return nil
+	}
+	for i := range batch {
+		if k > 0 && batch[i].m.Status == Queued && batch[i].m.Body != nil {
+			batch[i].leased = true
+			k--
+		}
+	}
+	return &lease{owner: wk.owner, until: Micros(time.Now().Add(wk.cfg.Lease))}
+}
+
+// handOver gives a leased request's slot to its delivery once committed, or
+// back when the commit failed.
+func (wk *Workers) handOver(r *request, committed bool, ls *lease) {
+	wk.mu.Lock()
+	wk.reserved--
+	if committed {
+		wk.inFlight[r.id] = true
+	}
+	wk.mu.Unlock()
+	if committed {
+		wk.direct <- r.job(ls) // never blocks: the job holds one of Concurrency slots
+	} else {
+		wk.capacityFreed()
 	}
 }
 
@@ -153,20 +216,34 @@ func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 	var wg sync.WaitGroup
 	deliverCtx, stopDeliveries := context.WithCancel(context.Background())
 	defer stopDeliveries()
+	deliver := func(j *job) {
+		if o := wk.process(deliverCtx, j); o != nil {
+			outcomes <- o
+		} else {
+			wk.done(j.msg.ID)
+			wk.capacityFreed()
+		}
+	}
 	for range wk.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
-				if o := wk.process(deliverCtx, j); o != nil {
-					outcomes <- o
-				} else {
-					wk.done(j.msg.ID)
-					wk.capacityFreed()
+			for {
+				select {
+				case j, ok := <-jobs:
+					if !ok {
+						return // jobs handed over but not started are released below
+					}
+					deliver(j)
+				case j := <-wk.direct:
+					deliver(j)
 				}
 			}
 		}()
 	}
+	wk.mu.Lock()
+	wk.running = true
+	wk.mu.Unlock()
 	recorded := make(chan struct{})
 	go func() { wk.record(outcomes); close(recorded) }()
 
@@ -213,6 +290,20 @@ loop:
 			claimNow = wk.news.Load()
 		}
 	}
+	// No more slots for new commits; wait for those promised to commits
+	// under way (bounded by the writer's commit timeouts), so that release
+	// below also gives back what they lease.
+	wk.mu.Lock()
+	wk.running = false
+	wk.mu.Unlock()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		wk.mu.Lock()
+		r := wk.reserved
+		wk.mu.Unlock()
+		if r == 0 {
+			break
+		}
+	}
 	close(jobs)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -227,10 +318,11 @@ loop:
 	wk.release()
 }
 
+// count is the delivery slots in use or promised.
 func (wk *Workers) count() int {
 	wk.mu.Lock()
 	defer wk.mu.Unlock()
-	return len(wk.inFlight)
+	return len(wk.inFlight) + wk.reserved
 }
 
 func (wk *Workers) done(id int64) {
@@ -538,7 +630,7 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 		}
 	}
 	if len(dsns) > 0 {
-		return insertBatch(tx, dsns)
+		return insertBatch(tx, dsns, nil)
 	}
 	return nil
 }

@@ -27,6 +27,22 @@ const (
 type request struct {
 	m    *Message
 	done chan error // nil: trace only, nobody waits
+
+	// leased: this process delivers the message itself. It is inserted
+	// already leased to the local workers and handed to them after the
+	// commit, so that it is neither claimed nor read back from the
+	// database (see Workers.reserve).
+	leased bool
+	// Filled in by the insert: the message's id and its recipients' ids,
+	// in the order of m.Recipients.
+	id      int64
+	rcptIDs []int64
+}
+
+// lease is the claim a batch's leased messages are inserted with.
+type lease struct {
+	owner string
+	until int64 // Unix microseconds
 }
 
 // Writer commits messages to the queue in groups. It is safe for
@@ -42,6 +58,7 @@ type Writer struct {
 	mu        sync.RWMutex // held for reading while sending on reqs
 
 	onCommit atomic.Pointer[func()] // wakes the delivery workers
+	local    atomic.Pointer[Workers] // delivers what this process accepts, while it has capacity
 
 	pending       atomic.Int64 // handed over, not yet committed or failed
 	droppedTraces atomic.Int64
@@ -155,19 +172,28 @@ func (w *Writer) run() {
 				break fill
 			}
 		}
-		errs := w.commitEach(batch)
-		committed := false
-		for i, r := range batch {
+		wk := w.local.Load()
+		var ls *lease
+		if wk != nil {
+			ls = wk.leaseFor(batch)
+		}
+		errs := w.commitEach(batch, ls)
+		unleased := false // queued messages committed for the workers to claim
+		for i := range batch {
+			r := &batch[i]
 			if errs[i] != nil {
 				w.log.Error("message not stored", "msg_id", r.m.UID, "err", errs[i])
-			} else {
-				committed = true
+			} else if r.m.Status == Queued && !r.leased {
+				unleased = true
 			}
 			if r.done != nil {
 				r.done <- errs[i]
 			}
+			if r.leased {
+				wk.handOver(r, errs[i] == nil, ls)
+			}
 		}
-		if f := w.onCommit.Load(); committed && f != nil {
+		if f := w.onCommit.Load(); unleased && f != nil {
 			(*f)()
 		}
 		w.pending.Add(-int64(len(batch)))
@@ -177,9 +203,9 @@ func (w *Writer) run() {
 // commitEach commits a batch; when the whole batch fails, it commits the
 // messages one by one, so that one unstorable message cannot fail the
 // others waiting with it. It returns one error per request.
-func (w *Writer) commitEach(batch []request) []error {
+func (w *Writer) commitEach(batch []request, ls *lease) []error {
 	errs := make([]error, len(batch))
-	err := w.commit(batch)
+	err := w.commit(batch, ls)
 	if err == nil || len(batch) == 1 {
 		for i := range errs {
 			errs[i] = err
@@ -188,7 +214,7 @@ func (w *Writer) commitEach(batch []request) []error {
 	}
 	w.log.Warn("queue batch failed; committing its messages one by one", "messages", len(batch), "err", err)
 	for i := range batch {
-		errs[i] = w.commit(batch[i : i+1])
+		errs[i] = w.commit(batch[i:i+1], ls)
 	}
 	return errs
 }
@@ -196,14 +222,14 @@ func (w *Writer) commitEach(batch []request) []error {
 // commit inserts a batch in one transaction (on PostgreSQL one statement,
 // see acceptPostgres), retrying a few times on a
 // transient failure (SQLite busy, a dropped PostgreSQL connection).
-func (w *Writer) commit(batch []request) error {
+func (w *Writer) commit(batch []request, ls *lease) error {
 	var err error
 	for attempt := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if w.st.Dialect() == store.Postgres {
-			err = insertBatchPostgres(ctx, w.st, batch) // one statement, one round trip
+			err = insertBatchPostgres(ctx, w.st, batch, ls) // one statement, one round trip
 		} else {
-			err = w.st.Transact(ctx, func(tx *gorm.DB) error { return insertBatch(tx, batch) })
+			err = w.st.Transact(ctx, func(tx *gorm.DB) error { return insertBatch(tx, batch, ls) })
 		}
 		cancel()
 		if err == nil {
@@ -216,30 +242,16 @@ func (w *Writer) commit(batch []request) error {
 	return fmt.Errorf("commit %d messages: %w", len(batch), err)
 }
 
-func insertBatch(tx *gorm.DB, batch []request) error {
+// insertBatch inserts a batch with gorm (SQLite; on PostgreSQL only the
+// tests' reference) and fills in the ids of the requests.
+func insertBatch(tx *gorm.DB, batch []request, ls *lease) error {
 	now := Micros(time.Now())
 	for _, r := range batch {
 		r.m.clean()
 	}
 	rows := make([]messageRow, len(batch))
-	for i, r := range batch {
-		m := r.m
-		row := messageRow{
-			UID: m.UID, ReceivedAt: Micros(m.ReceivedAt), Status: m.Status, ClientIP: m.ClientIP, Helo: m.Helo,
-			TLSVersion: m.TLSVersion, TLSCipher: m.TLSCipher, ClientCert: m.ClientCert, Sender: m.Sender,
-			MessageIDHeader: m.MessageIDHeader, Size: int64(len(m.Body)), InboundConnectorID: m.InboundConnectorID,
-			InboundConnector: m.InboundConnector, InboundRevision: m.InboundRevision, Attribution: m.Attribution,
-			Reply: m.Reply, UpdatedAt: now,
-		}
-		if m.Status == Queued {
-			next := Micros(m.ReceivedAt)
-			row.NextAttemptAt = &next
-			if !m.ExpiresAt.IsZero() {
-				exp := Micros(m.ExpiresAt)
-				row.ExpiresAt = &exp
-			}
-		}
-		rows[i] = row
+	for i := range batch {
+		rows[i] = batch[i].row(now, ls)
 	}
 	if err := tx.Create(&rows).Error; err != nil {
 		return fmt.Errorf("insert messages: %w", err)
@@ -275,5 +287,55 @@ func insertBatch(tx *gorm.DB, batch []request) error {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
+	k := 0
+	for i := range batch {
+		r := &batch[i]
+		r.id, r.rcptIDs = rows[i].ID, make([]int64, len(r.m.Recipients))
+		for j := range r.rcptIDs {
+			if rcpts[k].ID == 0 {
+				return fmt.Errorf("insert recipients: no id returned")
+			}
+			r.rcptIDs[j] = rcpts[k].ID
+			k++
+		}
+	}
 	return nil
+}
+
+// row is the messages row of a request as inserted.
+func (r *request) row(now int64, ls *lease) messageRow {
+	m := r.m
+	row := messageRow{
+		UID: m.UID, ReceivedAt: Micros(m.ReceivedAt), Status: m.Status, ClientIP: m.ClientIP, Helo: m.Helo,
+		TLSVersion: m.TLSVersion, TLSCipher: m.TLSCipher, ClientCert: m.ClientCert, Sender: m.Sender,
+		MessageIDHeader: m.MessageIDHeader, Size: int64(len(m.Body)), InboundConnectorID: m.InboundConnectorID,
+		InboundConnector: m.InboundConnector, InboundRevision: m.InboundRevision, Attribution: m.Attribution,
+		Reply: m.Reply, UpdatedAt: now,
+	}
+	if m.Status == Queued {
+		next := Micros(m.ReceivedAt)
+		row.NextAttemptAt = &next
+		if !m.ExpiresAt.IsZero() {
+			exp := Micros(m.ExpiresAt)
+			row.ExpiresAt = &exp
+		}
+	}
+	if r.leased && ls != nil {
+		owner, until := ls.owner, ls.until
+		row.LeaseOwner, row.LeaseUntil = &owner, &until
+	}
+	return row
+}
+
+// job is the delivery job of a committed request: what a claim would have
+// loaded from the database.
+func (r *request) job(ls *lease) *job {
+	j := &job{msg: r.row(Micros(time.Now()), ls), body: r.m.Body}
+	j.msg.ID = r.id
+	j.rcpts = make([]*recipientRow, len(r.m.Recipients))
+	for i, rc := range r.m.Recipients {
+		j.rcpts[i] = &recipientRow{ID: r.rcptIDs[i], MessageID: r.id, Address: rc.Address, Status: rc.Status,
+			ConnectorID: rc.ConnectorID, Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply}
+	}
+	return j
 }

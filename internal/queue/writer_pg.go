@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/store"
@@ -25,20 +27,21 @@ import (
 // statement has 32). Bodies, recipients and events are joined to their
 // message by its uid, which is unique; ORDER BY the position in the batch
 // keeps their ids (and so the order of the trace) as insertBatch gives
-// them.
+// them. It answers each message's uid and id and its recipients' ids, for
+// the messages this process delivers itself (leased to $33 until $34).
 const acceptPostgres = `WITH m AS (
 	INSERT INTO messages (uid, received_at, status, client_ip, helo, tls_version, tls_cipher, client_cert, sender,
 		message_id_header, size, inbound_connector_id, inbound_connector, inbound_revision, attribution, reply,
-		next_attempt_at, expires_at, updated_at)
+		next_attempt_at, expires_at, lease_owner, lease_until, updated_at)
 	SELECT uid, received_at, status, client_ip, helo, tls_version, tls_cipher, client_cert, sender,
 		message_id_header, size, inbound_connector_id, inbound_connector, inbound_revision, attribution, reply,
-		next_attempt_at, expires_at, $1
+		next_attempt_at, expires_at, CASE WHEN leased THEN $33::text END, CASE WHEN leased THEN $34::bigint END, $1
 	FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
 		$10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::integer[], $16::text[], $17::text[],
-		$18::bigint[], $19::bigint[])
+		$18::bigint[], $19::bigint[], $35::boolean[])
 		WITH ORDINALITY AS v(uid, received_at, status, client_ip, helo, tls_version, tls_cipher, client_cert, sender,
 			message_id_header, size, inbound_connector_id, inbound_connector, inbound_revision, attribution, reply,
-			next_attempt_at, expires_at, ord)
+			next_attempt_at, expires_at, leased, ord)
 	ORDER BY ord
 	RETURNING id, uid
 ), b AS (
@@ -51,30 +54,35 @@ const acceptPostgres = `WITH m AS (
 		WITH ORDINALITY AS v(uid, address, status, connector_id, connector, route_reason, last_reply, ord)
 	JOIN m ON m.uid = v.uid
 	ORDER BY v.ord
+	RETURNING id, message_id
+), e AS (
+	INSERT INTO message_events (message_id, at, type, detail)
+	SELECT m.id, v.at, v.type, v.detail
+	FROM unnest($29::text[], $30::bigint[], $31::text[], $32::text[]) WITH ORDINALITY AS v(uid, at, type, detail, ord)
+	JOIN m ON m.uid = v.uid
+	ORDER BY v.ord
 )
-INSERT INTO message_events (message_id, at, type, detail)
-SELECT m.id, v.at, v.type, v.detail
-FROM unnest($29::text[], $30::bigint[], $31::text[], $32::text[]) WITH ORDINALITY AS v(uid, at, type, detail, ord)
-JOIN m ON m.uid = v.uid
-ORDER BY v.ord`
+SELECT m.uid, m.id, array_to_string(ARRAY(SELECT r.id FROM r WHERE r.message_id = m.id ORDER BY r.id), ',') FROM m`
 
 // insertBatchPostgres commits a batch with acceptPostgres: the same rows as
 // insertBatch, in one autocommitted statement.
-func insertBatchPostgres(ctx context.Context, st *store.Store, batch []request) error {
+func insertBatchPostgres(ctx context.Context, st *store.Store, batch []request, ls *lease) error {
 	sqlDB, err := st.DB().DB()
 	if err != nil {
 		return err
 	}
-	return execAccept(ctx, sqlDB, batch)
+	return execAccept(ctx, sqlDB, batch, ls)
 }
 
 // execer is a *sql.DB or a *sql.Tx.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// execAccept runs acceptPostgres for a batch on db.
-func execAccept(ctx context.Context, db execer, batch []request) error {
+// execAccept runs acceptPostgres for a batch on db and fills in the ids of
+// the requests.
+func execAccept(ctx context.Context, db execer, batch []request, ls *lease) error {
 	now := Micros(time.Now())
 	n := len(batch)
 	var (
@@ -84,6 +92,7 @@ func execAccept(ctx context.Context, db execer, batch []request) error {
 		receivedAt, size                             = make([]int64, n), make([]int64, n)
 		inConnectorID, nextAttempt, expires          = make([]*int64, n), make([]*int64, n), make([]*int64, n)
 		inRevision                                   = make([]*int32, n)
+		leased                                       = make([]bool, n)
 
 		bodyUID  []string
 		bodyData [][]byte
@@ -105,6 +114,7 @@ func execAccept(ctx context.Context, db execer, batch []request) error {
 			rev := int32(*m.InboundRevision)
 			inRevision[i] = &rev
 		}
+		leased[i] = r.leased && ls != nil
 		if m.Status == Queued {
 			next := Micros(m.ReceivedAt)
 			nextAttempt[i] = &next
@@ -142,14 +152,50 @@ func execAccept(ctx context.Context, db execer, batch []request) error {
 	if eAt == nil {
 		eAt = []int64{}
 	}
-	_, err := db.ExecContext(ctx, acceptPostgres, now,
+	var owner string
+	var until int64
+	if ls != nil {
+		owner, until = ls.owner, ls.until
+	}
+	rows, err := db.QueryContext(ctx, acceptPostgres, now,
 		uid, receivedAt, status, clientIP, helo, tlsVersion, tlsCipher, clientCert, sender,
 		msgIDHeader, size, inConnectorID, inConnector, inRevision, attribution, reply, nextAttempt, expires,
 		nonNil(bodyUID), bodyData,
 		nonNil(rUID), nonNil(rAddress), nonNil(rStatus), rConnectorID, nonNil(rConnector), nonNil(rReason), nonNil(rReply),
-		nonNil(eUID), eAt, nonNil(eType), nonNil(eDetail))
+		nonNil(eUID), eAt, nonNil(eType), nonNil(eDetail),
+		owner, until, leased)
 	if err != nil {
 		return fmt.Errorf("insert messages: %w", err)
+	}
+	defer rows.Close()
+	byUID := make(map[string]*request, n)
+	for i := range batch {
+		byUID[batch[i].m.UID] = &batch[i]
+	}
+	got := 0
+	for rows.Next() {
+		var u string
+		var id int64
+		var list string
+		if err := rows.Scan(&u, &id, &list); err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
+		rcptIDs, err := parseIDs(list)
+		if err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
+		r := byUID[u]
+		if r == nil || len(rcptIDs) != len(r.m.Recipients) {
+			return fmt.Errorf("insert messages: unexpected ids returned for %q", u)
+		}
+		r.id, r.rcptIDs = id, rcptIDs
+		got++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	if got != n {
+		return fmt.Errorf("insert messages: %d of %d ids returned", got, n)
 	}
 	return nil
 }
@@ -266,8 +312,25 @@ func recordPostgres(ctx context.Context, st *store.Store, batch []*outcome) erro
 	if _, err := tx.ExecContext(ctx, outcomesPostgres, args...); err != nil {
 		return fmt.Errorf("record outcomes: %w", err)
 	}
-	if err := execAccept(ctx, tx, dsns); err != nil {
+	if err := execAccept(ctx, tx, dsns, nil); err != nil {
 		return fmt.Errorf("queue DSNs: %w", err)
 	}
 	return tx.Commit()
+}
+
+// parseIDs parses a comma-separated list of ids ("" is none).
+func parseIDs(list string) ([]int64, error) {
+	if list == "" {
+		return []int64{}, nil
+	}
+	parts := strings.Split(list, ",")
+	ids := make([]int64, len(parts))
+	for i, p := range parts {
+		id, err := strconv.ParseInt(p, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("recipient id %q: %w", p, err)
+		}
+		ids[i] = id
+	}
+	return ids, nil
 }

@@ -57,7 +57,10 @@ func TestWriterBatch(t *testing.T) {
 		for i, m := range msgs {
 			batch[i] = request{m: m}
 		}
-		for i, err := range w.commitEach(batch) {
+		// The second message is delivered by this process: inserted leased.
+		batch[1].leased = true
+		ls := &lease{owner: "test/1", until: Micros(at.Add(5 * time.Minute))}
+		for i, err := range w.commitEach(batch, ls) {
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
@@ -91,7 +94,8 @@ func TestWriterBatch(t *testing.T) {
 			t.Errorf("updated_at %d, %d", m0.UpdatedAt, m1.UpdatedAt)
 		}
 		if m1.NextAttemptAt == nil || *m1.NextAttemptAt != Micros(at.Add(time.Second)) || m1.ExpiresAt != nil || m1.Size != 70000 ||
-			m1.InboundConnectorID != nil || m1.InboundRevision != nil {
+			m1.InboundConnectorID != nil || m1.InboundRevision != nil ||
+			m1.LeaseOwner == nil || *m1.LeaseOwner != "test/1" || m1.LeaseUntil == nil || *m1.LeaseUntil != ls.until {
 			t.Errorf("message 2: %+v", m1)
 		}
 		if m2.Status != Rejected || m2.NextAttemptAt != nil || m2.ExpiresAt != nil || m2.Size != 0 || m2.Sender != `spam\xc3@example.net` ||
@@ -132,6 +136,32 @@ func TestWriterBatch(t *testing.T) {
 		if !reflect.DeepEqual(got, wantRcpts) {
 			t.Errorf("recipients in id order:\n got %q\nwant %q", got, wantRcpts)
 		}
+		// The insert reports each message's id and its recipients' ids in
+		// order, and the job built from them is what a claim would load.
+		k := 0
+		for i := range batch {
+			if batch[i].id != rows[i].ID || len(batch[i].rcptIDs) != len(msgs[i].Recipients) {
+				t.Fatalf("request %d: id %d, recipient ids %v; stored id %d", i, batch[i].id, batch[i].rcptIDs, rows[i].ID)
+			}
+			for _, id := range batch[i].rcptIDs {
+				if id != rcpts[k].ID {
+					t.Errorf("request %d: recipient ids %v, stored %d at %d", i, batch[i].rcptIDs, rcpts[k].ID, k)
+				}
+				k++
+			}
+		}
+		j := batch[1].job(ls)
+		j.msg.UpdatedAt = m1.UpdatedAt
+		if !reflect.DeepEqual(j.msg, m1) || !bytes.Equal(j.body, body2) || len(j.rcpts) != 3 {
+			t.Errorf("job:\n got %+v\nwant %+v", j.msg, m1)
+		}
+		for i, rc := range j.rcpts {
+			want := rcpts[2+i]
+			want.UpdatedAt = 0
+			if !reflect.DeepEqual(*rc, want) {
+				t.Errorf("job recipient %d:\n got %+v\nwant %+v", i, *rc, want)
+			}
+		}
 
 		var events []eventRow
 		if err := db.Order("id").Find(&events).Error; err != nil {
@@ -159,7 +189,7 @@ func TestWriterBatch(t *testing.T) {
 			{m: &Message{UID: "batch-2", ReceivedAt: at, Status: Queued, ClientIP: "192.0.2.2", Body: []byte("again")}},
 			{m: &Message{UID: "batch-5", ReceivedAt: at, Status: Rejected, ClientIP: "192.0.2.5"}},
 		}
-		errs := w.commitEach(dup)
+		errs := w.commitEach(dup, nil)
 		if errs[0] != nil || errs[1] == nil || errs[2] != nil {
 			t.Fatalf("fallback errors: %v", errs)
 		}
