@@ -57,7 +57,7 @@ type Writer struct {
 	closed    chan struct{}
 	mu        sync.RWMutex // held for reading while sending on reqs
 
-	onCommit atomic.Pointer[func()] // wakes the delivery workers
+	onCommit atomic.Pointer[func()]  // wakes the delivery workers
 	local    atomic.Pointer[Workers] // delivers what this process accepts, while it has capacity
 
 	pending       atomic.Int64 // handed over, not yet committed or failed
