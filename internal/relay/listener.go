@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -81,6 +82,37 @@ type countedConn struct {
 	ip   netip.Addr
 	once sync.Once
 	idle atomic.Int64 // while > 0 (DATA), every read may wait this long (ns)
+
+	pending []byte // continuation lines of a multi-line reply not yet sent
+}
+
+// Write sends a reply. go-smtp writes (and flushes) a multi-line reply —
+// EHLO's capabilities — one line at a time, a system call and a packet per
+// line; the continuation lines ("250-…") are held here and sent together
+// with the reply's last line, which always follows. TLS records (after
+// STARTTLS) never look like reply lines and pass straight through.
+func (c *countedConn) Write(p []byte) (int, error) {
+	if isContinuationLine(p) && len(c.pending)+len(p) <= 64<<10 {
+		c.pending = append(c.pending, p...)
+		return len(p), nil
+	}
+	if len(c.pending) == 0 {
+		return c.Conn.Write(p)
+	}
+	buf := append(c.pending, p...)
+	c.pending = c.pending[:0]
+	n, err := c.Conn.Write(buf)
+	if err != nil {
+		return max(0, n-(len(buf)-len(p))), err
+	}
+	return len(p), nil
+}
+
+// isContinuationLine reports whether p is one whole reply line that is not
+// the last of its reply: three digits, '-', text, CRLF.
+func isContinuationLine(p []byte) bool {
+	return len(p) >= 6 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
+		p[3] == '-' && p[len(p)-2] == '\r' && p[len(p)-1] == '\n' && bytes.IndexByte(p[:len(p)-2], '\n') < 0
 }
 
 // Read refreshes the read deadline before every read while an idle
