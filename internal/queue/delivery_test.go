@@ -1,7 +1,9 @@
 package queue_test
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,3 +126,52 @@ func TestTLSSettings(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// What this process accepts it delivers from memory while it has free
+// delivery slots (no claim); with every slot busy, the rest is queued for a
+// claim, and every message is still delivered exactly once.
+func TestAcceptedMessagesHandedToLocalWorkers(t *testing.T) {
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{})
+			p.accepted("contoso.com")
+			s := testutil.NewSink(t, testutil.SinkOptions{})
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			for i := range 5 {
+				uid := p.submit("sun@internet.test", []string{"a@contoso.com"}, fmt.Sprintf("m%d", i))
+				p.waitStatus(uid, "a@contoso.com", "delivered", 5*time.Second)
+			}
+			if h, c := p.wk.Stats(); h != 5 || c != 0 {
+				t.Fatalf("handed over %d, claimed %d; want 5, 0", h, c)
+			}
+		})
+		t.Run(e.Name+"/one slot", func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{concurrency: 1})
+			p.accepted("contoso.com")
+			s := testutil.NewSink(t, testutil.SinkOptions{})
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			const n = 12
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() { defer wg.Done(); p.submit("sun@internet.test", []string{"a@contoso.com"}, fmt.Sprintf("m%d", i)) }()
+			}
+			wg.Wait()
+			s.Wait(t, n, 10*time.Second)
+			time.Sleep(300 * time.Millisecond)
+			subjects := map[string]int{}
+			for _, m := range s.Messages() {
+				for _, l := range strings.Split(m.Data, "\r\n") {
+					if strings.HasPrefix(l, "Subject: ") {
+						subjects[l]++
+					}
+				}
+			}
+			h, c := p.wk.Stats()
+			t.Logf("handed over %d, claimed %d", h, c)
+			if len(subjects) != n || len(s.Messages()) != n || h < 1 || h+c != n {
+				t.Fatalf("%d messages, %d subjects at the sink; handed over %d, claimed %d; want %d each, h+c = %d", len(s.Messages()), len(subjects), h, c, n, n)
+			}
+		})
+	}
+}

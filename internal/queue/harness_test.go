@@ -30,12 +30,15 @@ type pipeline struct {
 	relay string // SMTP address
 	ca    *testutil.CA
 	dns   *testutil.DNS
+	wk    *queue.Workers
 }
 
 type pipelineOpts struct {
 	lifetime time.Duration
 	retry    []time.Duration
 	mxPort   int
+	// concurrency is the workers' delivery slots (default 32).
+	concurrency int
 }
 
 func newPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) *pipeline {
@@ -54,7 +57,8 @@ func newPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) *pipeline {
 		o.retry = []time.Duration{100 * time.Millisecond}
 	}
 	client := &delivery.Client{Hostname: "gw.flowgate.test", Roots: p.ca.Pool(), Resolver: &delivery.Resolver{Server: p.dns.Addr}, DialTimeout: 2 * time.Second, Port: o.mxPort}
-	wk := queue.NewWorkers(p.st, p.live, client, w, queue.WorkerConfig{Hostname: "gw.flowgate.test", RetrySchedule: o.retry, Poll: 100 * time.Millisecond}, log)
+	wk := queue.NewWorkers(p.st, p.live, client, w, queue.WorkerConfig{Hostname: "gw.flowgate.test", RetrySchedule: o.retry, Poll: 100 * time.Millisecond, Concurrency: o.concurrency}, log)
+	p.wk = wk
 	wctx, wcancel := context.WithCancel(context.Background())
 	wdone := make(chan struct{})
 	go func() { wk.Run(wctx, 2*time.Second); close(wdone) }()

@@ -59,6 +59,8 @@ type Workers struct {
 	// because each holds a slot reserved before its commit.
 	direct chan *job
 
+	handedOver, claimed atomic.Int64 // messages delivered from memory, messages claimed
+
 	mu       sync.Mutex
 	inFlight map[int64]bool
 	reserved int  // slots promised to messages being committed (leaseFor)
@@ -93,6 +95,14 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, w *Writer
 		w.local.Store(wk)
 	}
 	return wk
+}
+
+// Stats counts the messages this process took for delivery: handed over
+// by its own queue writer (delivered from memory) and claimed from the
+// database (accepted while every slot was busy, retries, other processes'
+// expired leases).
+func (wk *Workers) Stats() (handedOver, claimed int64) {
+	return wk.handedOver.Load(), wk.claimed.Load()
 }
 
 // Owner is this process's name on the leases it takes.
@@ -169,6 +179,7 @@ func (wk *Workers) handOver(r *request, committed bool, ls *lease) {
 	}
 	wk.mu.Unlock()
 	if committed {
+		wk.handedOver.Add(1)
 		wk.direct <- r.job(ls) // never blocks: the job holds one of Concurrency slots
 	} else {
 		wk.capacityFreed()
@@ -351,6 +362,7 @@ func (wk *Workers) claim(ctx context.Context, n int) ([]*job, error) {
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
+	wk.claimed.Add(int64(len(rows)))
 	ids := make([]int64, len(rows))
 	jobs := make(map[int64]*job, len(rows))
 	out := make([]*job, len(rows))
