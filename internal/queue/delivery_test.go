@@ -154,7 +154,10 @@ func TestAcceptedMessagesHandedToLocalWorkers(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Add(1)
-				go func() { defer wg.Done(); p.submit("sun@internet.test", []string{"a@contoso.com"}, fmt.Sprintf("m%d", i)) }()
+				go func() {
+					defer wg.Done()
+					p.submit("sun@internet.test", []string{"a@contoso.com"}, fmt.Sprintf("m%d", i))
+				}()
 			}
 			wg.Wait()
 			s.Wait(t, n, 10*time.Second)
