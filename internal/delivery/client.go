@@ -250,7 +250,7 @@ func (c *Client) transact(s *session, from string, rcpts []string, body []byte) 
 		}
 		return out, true, errorReply(err), true
 	}
-	_, werr := w.Write(body)
+	werr := writeContent(s.conn, w, body)
 	resp, cerr := w.CloseWithResponse()
 	if werr != nil || cerr != nil {
 		err := errors.Join(werr, cerr)
