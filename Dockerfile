@@ -3,6 +3,8 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# go-smtp is a patched copy in the tree (internal/third_party/go-smtp/FLOWGATE-PATCH.md)
+COPY internal/third_party/go-smtp/go.mod internal/third_party/go-smtp/go.sum internal/third_party/go-smtp/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

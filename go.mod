@@ -68,3 +68,5 @@ require (
 )
 
 tool github.com/a-h/templ/cmd/templ
+
+replace github.com/emersion/go-smtp => ./internal/third_party/go-smtp
