@@ -150,6 +150,17 @@ func TestWriterBatch(t *testing.T) {
 				k++
 			}
 		}
+		if db.Dialector.Name() == "postgres" {
+			// Bodies are TOASTed with lz4 where the server has it (migration 00006).
+			var lz4, method string
+			db.Raw(`SELECT COALESCE((SELECT 'yes' FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)), 'no')`).Scan(&lz4)
+			if err := db.Raw(`SELECT COALESCE(pg_column_compression(data), 'none') FROM message_bodies WHERE message_id = ?`, m1.ID).Scan(&method).Error; err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]string{"yes": "lz4", "no": "pglz"}[lz4]; method != want {
+				t.Errorf("70,000-byte body compressed with %q, want %q (server has lz4: %s)", method, want, lz4)
+			}
+		}
 		j := batch[1].job(ls)
 		j.msg.UpdatedAt = m1.UpdatedAt
 		if !reflect.DeepEqual(j.msg, m1) || !bytes.Equal(j.body, body2) || len(j.rcpts) != 3 {
