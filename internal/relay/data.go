@@ -80,6 +80,11 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes 
 	for {
 		n, rerr := r.Read(buf)
 		chunk := buf[:n]
+		// Offsets in buf of the next CR and the next LF (n: none left),
+		// found with vectorised IndexByte scans and reused until passed,
+		// so each byte is scanned at most once per kind (bytes.IndexAny
+		// with a two-byte set goes a byte at a time).
+		crAt, lfAt := -1, -1
 		if int64(out.Len()-start) > maxBytes {
 			return info, errTooBig // stop early; the rest is drained unread
 		}
@@ -94,7 +99,17 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes 
 				}
 				continue
 			}
-			i := bytes.IndexAny(chunk, "\r\n")
+			pos := n - len(chunk)
+			if crAt < pos {
+				crAt = nextByte(chunk, '\r', pos, n)
+			}
+			if lfAt < pos {
+				lfAt = nextByte(chunk, '\n', pos, n)
+			}
+			i := min(crAt, lfAt) - pos
+			if i == len(chunk) {
+				i = -1
+			}
 			run := chunk
 			if i >= 0 {
 				run = chunk[:i]
@@ -132,4 +147,13 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes 
 		return info, errTooBig
 	}
 	return info, nil
+}
+
+// nextByte is the offset in buf of the first c in chunk, which starts at
+// offset pos of buf[:n], or n when chunk has none.
+func nextByte(chunk []byte, c byte, pos, n int) int {
+	if k := bytes.IndexByte(chunk, c); k >= 0 {
+		return pos + k
+	}
+	return n
 }
