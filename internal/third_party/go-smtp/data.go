@@ -94,19 +94,34 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 	)
 	for n < len(b) && r.state != stateEOF {
 		// flowgate patch: in the middle of a line every byte up to the next
-		// CR is copied unchanged and leaves the state at stateData, so copy
-		// such a run from the buffered input in one go. Line starts, CR, LF
-		// and the end marker still go through the byte-at-a-time state
-		// machine below, so the output is the same as upstream's.
+		// CR is copied unchanged and leaves the state at stateData; so is a
+		// CR LF followed by a byte that is neither "." nor CR (stateCR,
+		// stateBeginLine, back to stateData, all three bytes copied). Such
+		// a run is copied from the buffered input in one go. Anything else
+		// (a line starting with a dot or a CR, a CR not followed by LF, a
+		// line end at the edge of the buffer, the end marker) still goes
+		// through the byte-at-a-time state machine below, so the output is
+		// the same as upstream's.
 		if r.state == stateData {
 			if m := r.r.Buffered(); m > 0 {
 				if m > len(b)-n {
 					m = len(b) - n
 				}
 				p, _ := r.r.Peek(m)
-				if i := bytes.IndexByte(p, '\r'); i >= 0 {
-					p = p[:i]
+				run := 0
+				for {
+					i := bytes.IndexByte(p[run:], '\r')
+					if i < 0 {
+						run = len(p)
+						break
+					}
+					run += i
+					if run+2 >= len(p) || p[run+1] != '\n' || p[run+2] == '.' || p[run+2] == '\r' {
+						break
+					}
+					run += 3
 				}
+				p = p[:run]
 				if len(p) > 0 {
 					n += copy(b[n:], p)
 					r.r.Discard(len(p))
