@@ -133,12 +133,16 @@ func TestRouteTestAPI(t *testing.T) {
 	activate(&connector.OutboundSpec{Common: onPrem("Connector 2"), RecipientDomains: []string{"contoso.com"}, SmartHosts: []string{"mail2.contoso.com:2525"}, TLSSettings: connector.TLSDomainValidation, TLSDomain: "mail2.contoso.com"})
 	activate(&connector.OutboundSpec{Common: onPrem("Connector 3"), RecipientDomains: []string{"*.contoso.com"}, SmartHosts: []string{"10.0.0.3"}})
 	activate(&connector.InboundSpec{Common: connector.Common{Name: "Contoso Bank", ConnectorType: connector.Partner}, SenderDomains: []string{"contosobank.com"}, RequireTLS: true})
-	// The live index follows the store within a second; wait for it.
+	// The live index follows the store within a second; wait until it
+	// holds all four connectors (the last activated, the inbound one,
+	// shows in a route test from its sender domain).
 	body := `{"client_ip":"192.0.2.10","sender":"x@internet.test","tls":true,
 		"recipients":["john@fabrikam.com","john@contoso.com","john@sales.contoso.com","sun@elsewhere.test"]}`
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(string(viewer.do("POST", "/route-test", body).Body), "Contoso Bank") ||
-			strings.Count(string(viewer.do("POST", "/route-test", body).Body), "Connector ") >= 3 {
+	probe := `{"client_ip":"192.0.2.10","sender":"alice@contosobank.com","tls":true,"recipients":["john@contoso.com"]}`
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		routes := string(viewer.do("POST", "/route-test", body).Body)
+		if strings.Contains(routes, "Connector 2") && strings.Contains(routes, "Connector 3") &&
+			strings.Contains(string(viewer.do("POST", "/route-test", probe).Body), "Contoso Bank") {
 			break
 		}
 	}
