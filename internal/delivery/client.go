@@ -215,22 +215,25 @@ func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *
 // transact runs MAIL, RCPT…, DATA. healthy says whether the session can be
 // reused.
 func (c *Client) transact(s *session, from string, rcpts []string, body []byte) (out []RcptResult, done bool, reply string, healthy bool) {
-	if err := s.c.Mail(from, &smtp.MailOptions{Size: int64(len(body))}); err != nil {
-		if isPermanent(err) {
-			for _, r := range rcpts {
-				out = append(out, RcptResult{Address: r, Permanent: true, Reply: errorReply(err)})
-			}
-			_ = s.c.Reset()
-			return out, true, errorReply(err), isSMTP(err)
-		}
+	// MAIL, RCPT and DATA go in one write when the server offers
+	// PIPELINING (RFC 2920), one at a time otherwise.
+	env, err := s.c.SendEnvelope(from, &smtp.MailOptions{Size: int64(len(body))}, rcpts)
+	if err != nil {
 		return nil, false, errorReply(err), false
 	}
-	var accepted []string
-	for _, r := range rcpts {
-		if err := s.c.Rcpt(r, nil); err != nil {
-			if !isSMTP(err) {
-				return nil, false, errorReply(err), false
+	if env.Mail != nil {
+		if isPermanent(env.Mail) {
+			for _, r := range rcpts {
+				out = append(out, RcptResult{Address: r, Permanent: true, Reply: errorReply(env.Mail)})
 			}
+			_ = s.c.Reset()
+			return out, true, errorReply(env.Mail), true
+		}
+		return nil, false, errorReply(env.Mail), false
+	}
+	var accepted []string
+	for i, r := range rcpts {
+		if err := env.Rcpt[i]; err != nil {
 			out = append(out, RcptResult{Address: r, Permanent: isPermanent(err), Reply: errorReply(err)})
 			continue
 		}
@@ -240,16 +243,14 @@ func (c *Client) transact(s *session, from string, rcpts []string, body []byte) 
 		_ = s.c.Reset()
 		return out, true, "no recipient accepted", true
 	}
-	w, err := s.c.Data()
-	if err != nil {
-		if !isSMTP(err) {
-			return nil, false, errorReply(err), false
-		}
+	if env.DataErr != nil {
 		for _, r := range accepted {
-			out = append(out, RcptResult{Address: r, Permanent: isPermanent(err), Reply: errorReply(err)})
+			out = append(out, RcptResult{Address: r, Permanent: isPermanent(env.DataErr), Reply: errorReply(env.DataErr)})
 		}
-		return out, true, errorReply(err), true
+		_ = s.c.Reset()
+		return out, true, errorReply(env.DataErr), true
 	}
+	w := env.Data
 	werr := writeContent(s.conn, w, body)
 	resp, cerr := w.CloseWithResponse()
 	if werr != nil || cerr != nil {
