@@ -105,6 +105,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	workersDone := make(chan struct{})
 	go func() { workers.Run(workersCtx, 20*time.Second); close(workersDone) }()
 	defer func() { stopWorkers(); <-workersDone }()
+	go queue.RunPruner(runCtx, st, cfg.TraceRetention, time.Hour, log.With("component", "trace-retention"))
 
 	smtpLn, err := net.Listen("tcp", cfg.SMTPAddr)
 	if err != nil {

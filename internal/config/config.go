@@ -30,6 +30,7 @@ type Config struct {
 	DNSServer      string
 	RetrySchedule  []time.Duration
 	QueueLifetime  time.Duration
+	TraceRetention time.Duration // finished messages are deleted this long after they were received
 	MaxMessageSize int64
 	AdminEmail     string
 	AdminPassword  string
@@ -65,6 +66,7 @@ func settings() []setting {
 		{"dns-server", "FLOWGATE_DNS_SERVER", "", "host:port of the DNS server for MX lookups (default: system resolver)", nil},
 		{"retry-schedule", "FLOWGATE_RETRY_SCHEDULE", "1m,5m,15m,30m,1h", "comma list of retry delays; the last one repeats", nil},
 		{"queue-lifetime", "FLOWGATE_QUEUE_LIFETIME", "48h", "how long a message may stay queued before it bounces", nil},
+		{"trace-retention", "FLOWGATE_TRACE_RETENTION", "90d", "how long the trace of a delivered, bounced or rejected message is kept after it was received (e.g. 90d, 720h); at least the queue lifetime", nil},
 		{"max-message-size", "FLOWGATE_MAX_MESSAGE_SIZE", "36700160", "largest message accepted, in bytes", nil},
 		{"admin-email", "FLOWGATE_ADMIN_EMAIL", "", "create this admin on start when no user exists", nil},
 		{"admin-password", "FLOWGATE_ADMIN_PASSWORD", "", "password for -admin-email", nil},
@@ -149,6 +151,13 @@ func build(v map[string]string) (*Config, error) {
 	} else {
 		c.QueueLifetime = d
 	}
+	if d, err := ParseDays(v["trace-retention"]); err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("FLOWGATE_TRACE_RETENTION %q is not a positive duration like 90d or 720h", v["trace-retention"]))
+	} else if c.QueueLifetime > 0 && d < c.QueueLifetime {
+		errs = append(errs, fmt.Errorf("FLOWGATE_TRACE_RETENTION %s is shorter than FLOWGATE_QUEUE_LIFETIME %s: a message's trace would go before the message", v["trace-retention"], v["queue-lifetime"]))
+	} else {
+		c.TraceRetention = d
+	}
 	if n, err := strconv.ParseInt(v["max-message-size"], 10, 64); err != nil || n < 1024 {
 		errs = append(errs, fmt.Errorf("FLOWGATE_MAX_MESSAGE_SIZE %q is not a number of bytes ≥ 1024", v["max-message-size"]))
 	} else {
@@ -196,4 +205,17 @@ func ParseRetrySchedule(s string) ([]time.Duration, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// ParseDays parses a Go duration ("720h") or a whole number of days ("90d").
+func ParseDays(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }

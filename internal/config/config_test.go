@@ -36,7 +36,7 @@ func TestDefaults(t *testing.T) {
 			t.Fatalf("retry schedule %v", c.RetrySchedule)
 		}
 	}
-	if c.QueueLifetime != 48*time.Hour || c.MaxMessageSize != 36700160 || c.Hostname == "" {
+	if c.QueueLifetime != 48*time.Hour || c.TraceRetention != 90*24*time.Hour || c.MaxMessageSize != 36700160 || c.Hostname == "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -62,6 +62,8 @@ func TestInvalid(t *testing.T) {
 		"FLOWGATE_TLS_KEY":          {"FLOWGATE_TLS_CERT": "/x.pem"},
 		"FLOWGATE_ADMIN_PASSWORD":   {"FLOWGATE_ADMIN_EMAIL": "a@b.example"},
 		"FLOWGATE_DNS_SERVER":       {"FLOWGATE_DNS_SERVER": "127.0.0.1"},
+		"FLOWGATE_TRACE_RETENTION":  {"FLOWGATE_TRACE_RETENTION": "ninety days"},
+		"FLOWGATE_TRACE_RETENTION 1d is shorter than FLOWGATE_QUEUE_LIFETIME": {"FLOWGATE_TRACE_RETENTION": "1d"},
 	}
 	for name, env := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -70,5 +72,19 @@ func TestInvalid(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, name)
 			}
 		})
+	}
+}
+
+func TestTraceRetention(t *testing.T) {
+	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "720h": 720 * time.Hour, " 2d ": 48 * time.Hour} {
+		c, err := load(t, map[string]string{"FLOWGATE_TRACE_RETENTION": in})
+		if err != nil || c.TraceRetention != want {
+			t.Errorf("FLOWGATE_TRACE_RETENTION=%q: %v, %v; want %v", in, c, err, want)
+		}
+	}
+	for _, in := range []string{"-1d", "0d", "0h", "d", "1.5d", "1000000d"} {
+		if _, err := load(t, map[string]string{"FLOWGATE_TRACE_RETENTION": in}); err == nil || !strings.Contains(err.Error(), "FLOWGATE_TRACE_RETENTION") {
+			t.Errorf("FLOWGATE_TRACE_RETENTION=%q: %v, want an error", in, err)
+		}
 	}
 }

@@ -1,0 +1,87 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil"
+)
+
+func TestPruneDeletesOnlyOldFinishedMessages(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		w := NewWriter(st, slog.New(slog.DiscardHandler))
+		defer w.Close()
+		now := time.Now()
+		old, recent := now.Add(-100*24*time.Hour), now.Add(-time.Hour)
+		cutoff := now.Add(-90 * 24 * time.Hour)
+		type row struct {
+			uid    string
+			at     time.Time
+			status Status
+		}
+		rows := []row{
+			{"old-delivered-1", old, Delivered}, {"old-delivered-2", old.Add(time.Minute), Delivered},
+			{"old-bounced", old, Bounced}, {"old-rejected", old, Rejected},
+			{"old-deferred", old, Deferred}, {"old-queued", old, Queued}, // still in the queue: kept
+			{"recent-delivered", recent, Delivered}, {"recent-rejected", recent, Rejected},
+		}
+		var batch []request
+		for _, r := range rows {
+			st := Queued
+			if r.status == Rejected {
+				st = Rejected
+			}
+			batch = append(batch, request{m: &Message{
+				UID: r.uid, ReceivedAt: r.at, Status: st, ClientIP: "192.0.2.1", Sender: "a@fabrikam.com",
+				Recipients: []Recipient{{Address: "x@contoso.com", Status: st}, {Address: "y@contoso.com", Status: st}},
+				Events:     []Event{{At: r.at, Type: "received"}, {At: r.at, Type: "routed"}},
+				Body:       []byte("Subject: " + r.uid + "\r\n\r\nbody\r\n"),
+			}})
+		}
+		for i, err := range w.commitEach(batch, nil) {
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+		}
+		db := st.DB()
+		for _, r := range rows {
+			if err := db.Exec(`UPDATE messages SET status = ? WHERE uid = ?`, string(r.status), r.uid).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// Batches of 2: the four old finished messages take three statements.
+		n, err := Prune(context.Background(), st, cutoff, 2)
+		if err != nil || n != 4 {
+			t.Fatalf("Prune = %d, %v; want 4 deleted", n, err)
+		}
+		var left []string
+		db.Raw(`SELECT uid FROM messages ORDER BY uid`).Scan(&left)
+		want := []string{"old-deferred", "old-queued", "recent-delivered", "recent-rejected"}
+		if fmt.Sprint(left) != fmt.Sprint(want) {
+			t.Fatalf("messages left: %v, want %v", left, want)
+		}
+		// Recipients, events and bodies went with their messages.
+		for _, table := range []string{"message_recipients", "message_events", "message_bodies"} {
+			var orphans int64
+			db.Raw(`SELECT COUNT(*) FROM ` + table + ` WHERE message_id NOT IN (SELECT id FROM messages)`).Scan(&orphans)
+			var kept int64
+			db.Raw(`SELECT COUNT(*) FROM ` + table).Scan(&kept)
+			wantKept := int64(4 * 2) // two recipients, two events per message
+			if table == "message_bodies" {
+				wantKept = 4 // every message here was stored with a body
+			}
+			if orphans != 0 || kept != wantKept {
+				t.Errorf("%s: %d rows of deleted messages left, %d rows in all (want %d)", table, orphans, kept, wantKept)
+			}
+		}
+		// Nothing more to do: a second run deletes nothing.
+		if n, err := Prune(context.Background(), st, cutoff, 0); err != nil || n != 0 {
+			t.Fatalf("second Prune = %d, %v", n, err)
+		}
+	})
+}
