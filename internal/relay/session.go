@@ -47,7 +47,8 @@ type transaction struct {
 	attribution routing.Attribution
 	rcpts       []queue.Recipient
 	events      []queue.Event
-	refused     int // recipients refused
+	refused     int    // recipients refused
+	lastRefusal *Reply // the last recipient refusal, the reply a trace of the abandoned transaction records
 	done        bool
 }
 
@@ -157,6 +158,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if d.Refusal != nil {
 		tx.refused++
+		tx.lastRefusal = d.Refusal
 		s.event("recipient_rejected", "%s: %s (%s)", d.Address, d.Reason, d.Refusal)
 		s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", d.Address, "reply", d.Refusal.String(), "reason", d.Reason)
 		return d.Refusal.Err()
@@ -307,6 +309,9 @@ func (s *session) finish() {
 	}
 	s.tx = tx
 	reply := replyRelayDenied
+	if tx.lastRefusal != nil {
+		reply = *tx.lastRefusal
+	}
 	for i := range tx.rcpts {
 		tx.rcpts[i].Status = queue.Rejected
 		tx.rcpts[i].LastReply = "the client ended the transaction without sending the message"
@@ -314,6 +319,35 @@ func (s *session) finish() {
 	s.r.rejected.Add(1)
 	s.r.queue.Trace(s.traceMessage(queue.Rejected, reply))
 	s.tx = nil
+}
+
+// CommandRefused traces the MAIL and RCPT commands go-smtp refuses itself
+// because it cannot parse them (501 5.5.2, 501 5.5.4; the patch in
+// internal/third_party/go-smtp): a refused sender is a rejected message, a
+// refused recipient counts like any other refused recipient of the
+// transaction, so such attempts are traced like every other refusal.
+func (s *session) CommandRefused(command, arg string, e *smtp.SMTPError) {
+	reply := Reply{e.Code, [3]int(e.EnhancedCode), e.Message}
+	const maxArg = 300 // of the client's text kept in the trace
+	if len(arg) > maxArg {
+		arg = arg[:maxArg] + "…"
+	}
+	switch command {
+	case "MAIL":
+		s.finish()
+		s.tx = &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
+		s.event("connect", "client %s helo %q tls %s %s certificate %q", s.ip, s.conn.Hostname(), orNone(s.tlsVer), s.cipher, s.certText())
+		_ = s.refuseMessage(reply, "rejected", fmt.Sprintf("MAIL %q: unparsable sender or parameters", arg))
+	case "RCPT":
+		tx := s.tx
+		if tx == nil || tx.done {
+			return
+		}
+		tx.refused++
+		tx.lastRefusal = &reply
+		s.event("recipient_rejected", "RCPT %q: unparsable recipient or parameters (%s)", arg, reply)
+		s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", arg, "reply", reply.String(), "reason", "unparsable")
+	}
 }
 
 // Reset is RSET (and the end of each message).

@@ -325,21 +325,22 @@ func (c *Conn) handleMail(arg string) {
 		return
 	}
 
+	raw := arg // flowgate patch: the whole argument, for refuseCommand
 	arg, ok := cutPrefixFold(arg, "FROM:")
 	if !ok {
-		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting MAIL arg syntax of FROM:<address>")
+		c.refuseCommand("MAIL", raw, 501, EnhancedCode{5, 5, 2}, "Was expecting MAIL arg syntax of FROM:<address>")
 		return
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
 	from, err := p.parseReversePath()
 	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting MAIL arg syntax of FROM:<address>")
+		c.refuseCommand("MAIL", raw, 501, EnhancedCode{5, 5, 2}, "Was expecting MAIL arg syntax of FROM:<address>")
 		return
 	}
 	args, err := parseArgs(p.s)
 	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 4}, "Unable to parse MAIL ESMTP parameters")
+		c.refuseCommand("MAIL", raw, 501, EnhancedCode{5, 5, 4}, "Unable to parse MAIL ESMTP parameters")
 		return
 	}
 
@@ -679,16 +680,17 @@ func (c *Conn) handleRcpt(arg string) {
 		return
 	}
 
+	raw := arg // flowgate patch: the whole argument, for refuseCommand
 	arg, ok := cutPrefixFold(arg, "TO:")
 	if !ok {
-		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
+		c.refuseCommand("RCPT", raw, 501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
 		return
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
 	recipient, err := p.parsePath()
 	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
+		c.refuseCommand("RCPT", raw, 501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
 		return
 	}
 
@@ -699,7 +701,7 @@ func (c *Conn) handleRcpt(arg string) {
 
 	args, err := parseArgs(p.s)
 	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 4}, "Unable to parse RCPT ESMTP parameters")
+		c.refuseCommand("RCPT", raw, 501, EnhancedCode{5, 5, 4}, "Unable to parse RCPT ESMTP parameters")
 		return
 	}
 
