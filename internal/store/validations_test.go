@@ -3,12 +3,14 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
+	"gorm.io/gorm"
 )
 
 func TestValidationStatusAndActivation(t *testing.T) {
@@ -126,5 +128,49 @@ func TestBookkeepingPoolSkipsOnlyItsOwnFlush(t *testing.T) {
 	sq := testutil.OpenStore(t, testutil.Engines[0])
 	if sq.BookkeepingDB() != sq.DB() {
 		t.Fatal("SQLite has one pool")
+	}
+}
+
+// The bookkeeping pool's prepared statements use the indexes even when the
+// plan was settled while the tables were empty (a new database).
+func TestBookkeepingPoolPlansUseIndexes(t *testing.T) {
+	testutil.SkipWithoutPostgres(t)
+	st := testutil.OpenStore(t, testutil.Engines[1])
+	ctx := context.Background()
+	plan := func(db *gorm.DB) string {
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := sqlDB.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `PREPARE outcome(bigint[]) AS UPDATE messages t SET attempts = t.attempts + 1
+			FROM unnest($1::bigint[]) AS v(id) WHERE t.id = v.id`); err != nil {
+			t.Fatal(err)
+		}
+		defer conn.ExecContext(ctx, `DEALLOCATE outcome`)
+		for range 6 { // from the sixth execution PostgreSQL may keep a generic plan
+			if _, err := conn.ExecContext(ctx, `EXECUTE outcome('{1,2}')`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, err := conn.QueryContext(ctx, `EXPLAIN EXECUTE outcome('{1,2}')`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var line string
+			_ = rows.Scan(&line)
+			out = append(out, line)
+		}
+		return strings.Join(out, "\n")
+	}
+	if p := plan(st.BookkeepingDB()); strings.Contains(p, "Seq Scan on messages") || !strings.Contains(p, "messages_pkey") {
+		t.Errorf("bookkeeping pool plans the outcome update on an empty table as:\n%s\nwant an index scan on messages_pkey", p)
 	}
 }
