@@ -50,10 +50,7 @@ func TestPrecedenceExampleDeliversToThreeSinks(t *testing.T) {
 func TestSharedRouteIsOneTransaction(t *testing.T) {
 	for _, e := range testutil.Engines {
 		t.Run(e.Name, func(t *testing.T) {
-			p := newPipeline(t, e, pipelineOpts{})
-			p.accepted("contoso.com")
-			s := testutil.NewSink(t, testutil.SinkOptions{})
-			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			p, s := newSinkPipeline(t, e, pipelineOpts{})
 			p.submit("sun@internet.test", []string{"a@contoso.com", "b@contoso.com", "c@contoso.com"}, "grouped")
 			msgs := s.Wait(t, 1, 5*time.Second)
 			time.Sleep(200 * time.Millisecond)
@@ -133,10 +130,7 @@ func ptr[T any](v T) *T { return &v }
 func TestAcceptedMessagesHandedToLocalWorkers(t *testing.T) {
 	for _, e := range testutil.Engines {
 		t.Run(e.Name, func(t *testing.T) {
-			p := newPipeline(t, e, pipelineOpts{})
-			p.accepted("contoso.com")
-			s := testutil.NewSink(t, testutil.SinkOptions{})
-			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			p, s := newSinkPipeline(t, e, pipelineOpts{})
 			for i := range 5 {
 				uid := p.submit("sun@internet.test", []string{"a@contoso.com"}, fmt.Sprintf("m%d", i))
 				p.waitStatus(uid, "a@contoso.com", "delivered", 5*time.Second)
@@ -144,12 +138,12 @@ func TestAcceptedMessagesHandedToLocalWorkers(t *testing.T) {
 			if h, c := p.wk.Stats(); h != 5 || c != 0 {
 				t.Fatalf("handed over %d, claimed %d; want 5, 0", h, c)
 			}
+			if n := len(s.Messages()); n != 5 {
+				t.Fatalf("the sink received %d messages, want 5", n)
+			}
 		})
 		t.Run(e.Name+"/one slot", func(t *testing.T) {
-			p := newPipeline(t, e, pipelineOpts{concurrency: 1})
-			p.accepted("contoso.com")
-			s := testutil.NewSink(t, testutil.SinkOptions{})
-			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			p, s := newSinkPipeline(t, e, pipelineOpts{concurrency: 1})
 			const n = 12
 			var wg sync.WaitGroup
 			for i := range n {

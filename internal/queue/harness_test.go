@@ -174,6 +174,17 @@ func (p *pipeline) messageStatus(uid string) string {
 	return s
 }
 
+// newSinkPipeline is a pipeline with contoso.com accepted and one sink
+// behind an on-premises connector for all accepted domains.
+func newSinkPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) (*pipeline, *testutil.Sink) {
+	t.Helper()
+	p := newPipeline(t, e, o)
+	p.accepted("contoso.com")
+	s := testutil.NewSink(t, testutil.SinkOptions{})
+	p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+	return p, s
+}
+
 func onPrem(name string) connector.Common {
 	return connector.Common{Name: name, ConnectorType: connector.OnPremises}
 }

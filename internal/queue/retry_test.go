@@ -94,10 +94,7 @@ func TestAcceptedDomainWithoutRouteIsDeferred(t *testing.T) {
 func TestOutageThenRecoveryDeliversEverything(t *testing.T) {
 	for _, e := range testutil.Engines {
 		t.Run(e.Name, func(t *testing.T) {
-			p := newPipeline(t, e, pipelineOpts{retry: []time.Duration{150 * time.Millisecond}})
-			p.accepted("contoso.com")
-			s := testutil.NewSink(t, testutil.SinkOptions{})
-			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
+			p, s := newSinkPipeline(t, e, pipelineOpts{retry: []time.Duration{150 * time.Millisecond}})
 			s.Stop()
 			var uids []string
 			for i := range 20 {
@@ -159,11 +156,8 @@ func checkOneDSN(t *testing.T, s *testutil.Sink, to, wantStatus, wantText string
 func TestPermanentFailureSendsOneDSN(t *testing.T) {
 	for _, e := range testutil.Engines {
 		t.Run(e.Name, func(t *testing.T) {
-			p := newPipeline(t, e, pipelineOpts{})
-			p.accepted("contoso.com")
-			s := testutil.NewSink(t, testutil.SinkOptions{})
+			p, s := newSinkPipeline(t, e, pipelineOpts{})
 			s.RejectRcpt("nobody@contoso.com", 550, [3]int{5, 1, 1}, "no such user")
-			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
 			bounces := dsnSink(t, p)
 			uid := p.submit("alice@sender.test", []string{"nobody@contoso.com", "john@contoso.com"}, "doomed")
 			r := p.waitStatus(uid, "nobody@contoso.com", "bounced", 5*time.Second)
@@ -201,11 +195,8 @@ func TestLifetimeExpirySendsOneDSN(t *testing.T) {
 func TestBounceNeverBounces(t *testing.T) {
 	for _, e := range testutil.Engines {
 		t.Run(e.Name, func(t *testing.T) {
-			p := newPipeline(t, e, pipelineOpts{})
-			p.accepted("contoso.com")
-			s := testutil.NewSink(t, testutil.SinkOptions{})
+			p, s := newSinkPipeline(t, e, pipelineOpts{})
 			s.RejectRcpt("nobody@contoso.com", 550, [3]int{5, 1, 1}, "no such user")
-			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{s.Addr}})
 			bounces := dsnSink(t, p)
 			bounces.RejectRcpt("alice@sender.test", 550, [3]int{5, 1, 1}, "sender gone too")
 			uid := p.submit("alice@sender.test", []string{"nobody@contoso.com"}, "doomed")

@@ -88,15 +88,14 @@ func insertBatchPostgres(ctx context.Context, st *store.Store, batch []request, 
 	return execAccept(ctx, sqlDB, batch, ls)
 }
 
-// execer is a *sql.DB or a *sql.Tx.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // execAccept runs acceptPostgres for a batch on db and fills in the ids of
 // the requests.
-func execAccept(ctx context.Context, db execer, batch []request, ls *lease) error {
+func execAccept(ctx context.Context, db querier, batch []request, ls *lease) error {
 	now := Micros(time.Now())
 	n := len(batch)
 	var (

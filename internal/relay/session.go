@@ -117,9 +117,9 @@ func (s *session) refuseMessage(reply Reply, typ, detail string) error {
 	return reply.Err()
 }
 
-// Mail handles MAIL FROM: the sender's domain is known, so attribution and
-// the connector's restrictions are decided here.
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+// begin ends the previous transaction and starts a new one, tracing the
+// connection's facts (and, for a validation probe, the client it acts as).
+func (s *session) begin() *transaction {
 	s.finish()
 	tx := &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
 	s.tx = tx
@@ -128,6 +128,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		tx.ix = p.Index
 		s.event("probe", "%s: acting as client %s, tls %v, certificate names %v", p.Label, p.Client.IP, p.Client.TLS, p.Client.CertNames)
 	}
+	return tx
+}
+
+// Mail handles MAIL FROM: the sender's domain is known, so attribution and
+// the connector's restrictions are decided here.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	tx := s.begin()
 	d := DecideSender(tx.ix, s.client, from)
 	if s.probe != nil && s.probe.Observe != nil {
 		s.probe.Observe(ProbeEvent{Sender: &d})
@@ -157,10 +164,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.probe.Observe(ProbeEvent{Recipient: &d})
 	}
 	if d.Refusal != nil {
-		tx.refused++
-		tx.lastRefusal = d.Refusal
-		s.event("recipient_rejected", "%s: %s (%s)", d.Address, d.Reason, d.Refusal)
-		s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", d.Address, "reply", d.Refusal.String(), "reason", d.Reason)
+		s.refuseRecipient(tx, d.Address, d.Reason, d.Refusal)
 		return d.Refusal.Err()
 	}
 	rc := queue.Recipient{Address: d.Address, Status: queue.Queued, RouteReason: d.Route.Reason}
@@ -321,6 +325,15 @@ func (s *session) finish() {
 	s.tx = nil
 }
 
+// refuseRecipient counts and traces a refused recipient of tx; the
+// transaction, if abandoned, is traced with the last such reply.
+func (s *session) refuseRecipient(tx *transaction, rcpt, reason string, reply *Reply) {
+	tx.refused++
+	tx.lastRefusal = reply
+	s.event("recipient_rejected", "%s: %s (%s)", rcpt, reason, reply)
+	s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", rcpt, "reply", reply.String(), "reason", reason)
+}
+
 // CommandRefused traces the MAIL and RCPT commands go-smtp refuses itself
 // because it cannot parse them (501 5.5.2, 501 5.5.4; the patch in
 // internal/third_party/go-smtp): a refused sender is a rejected message, a
@@ -334,19 +347,12 @@ func (s *session) CommandRefused(command, arg string, e *smtp.SMTPError) {
 	}
 	switch command {
 	case "MAIL":
-		s.finish()
-		s.tx = &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
-		s.event("connect", "client %s helo %q tls %s %s certificate %q", s.ip, s.conn.Hostname(), orNone(s.tlsVer), s.cipher, s.certText())
+		s.begin()
 		_ = s.refuseMessage(reply, "rejected", fmt.Sprintf("MAIL %q: unparsable sender or parameters", arg))
 	case "RCPT":
-		tx := s.tx
-		if tx == nil || tx.done {
-			return
+		if tx := s.tx; tx != nil && !tx.done {
+			s.refuseRecipient(tx, fmt.Sprintf("RCPT %q", arg), "unparsable recipient or parameters", &reply)
 		}
-		tx.refused++
-		tx.lastRefusal = &reply
-		s.event("recipient_rejected", "RCPT %q: unparsable recipient or parameters (%s)", arg, reply)
-		s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", arg, "reply", reply.String(), "reason", "unparsable")
 	}
 }
 
