@@ -38,6 +38,14 @@ cleanup() {
   rm -rf "$work"
 }
 
+# smtp-sink listens with SO_REUSEPORT: a sink left over from another run on
+# the same port would silently take a share of the deliveries.
+for port in "$sink_port" "$relay_port"; do
+  if ss -Hltn "sport = :$port" | grep -q .; then
+    echo "port $port is already in use (a leftover sink or relay?)" >&2; exit 1
+  fi
+done
+
 smtp-sink -c -u nobody "127.0.0.1:$sink_port" 1024 >"$work/sink.out" 2>&1 &
 pids+=($!)
 
