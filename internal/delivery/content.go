@@ -61,11 +61,14 @@ func bulkPrefix(body []byte) int {
 }
 
 // dotStuff doubles the dot that starts any line of p (RFC 5321 4.5.2); p's
-// lines end with CRLF.
+// lines end with CRLF. It returns p itself when no line starts with a dot.
 func dotStuff(p []byte) []byte {
 	dots := bytes.Count(p, []byte("\n."))
 	if len(p) > 0 && p[0] == '.' {
 		dots++
+	}
+	if dots == 0 {
+		return p // nothing to stuff: sent as it is, not copied
 	}
 	out := make([]byte, 0, len(p)+dots)
 	if len(p) > 0 && p[0] == '.' {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -79,13 +81,24 @@ SELECT m.uid, m.id, array_to_string(ARRAY(SELECT r.id FROM r WHERE r.message_id 
 var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // insertBatchPostgres commits a batch with acceptPostgres: the same rows as
-// insertBatch, in one autocommitted statement.
+// insertBatch, in one autocommitted statement, sent by acceptDirect.
 func insertBatchPostgres(ctx context.Context, st *store.Store, batch []request, ls *lease) error {
 	sqlDB, err := st.DB().DB()
 	if err != nil {
 		return err
 	}
-	return execAccept(ctx, sqlDB, batch, ls)
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("insert messages: unexpected driver connection %T", dc)
+		}
+		return acceptDirect(ctx, c.Conn(), batch, ls)
+	})
 }
 
 // querier is a *sql.DB or a *sql.Tx.
@@ -93,9 +106,43 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// execAccept runs acceptPostgres for a batch on db and fills in the ids of
-// the requests.
+// execAccept runs acceptPostgres for a batch through database/sql (inside
+// a transaction: the DSNs of recordPostgres) and fills in the ids of the
+// requests.
 func execAccept(ctx context.Context, db querier, batch []request, ls *lease) error {
+	args, bodies, bodyBytes := acceptArgs(batch, ls)
+	bodiesp := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(bodiesp)
+	all := slices.Grow((*bodiesp)[:0], bodyBytes)
+	for _, b := range bodies {
+		all = append(all, b...)
+	}
+	*bodiesp = all
+	rows, err := db.QueryContext(ctx, acceptPostgres, append(args, all)...)
+	if err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	defer rows.Close()
+	ids := newAcceptedIDs(batch)
+	for rows.Next() {
+		var u, list string
+		var id int64
+		if err := rows.Scan(&u, &id, &list); err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
+		if err := ids.set(u, id, list); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	return ids.complete()
+}
+
+// acceptArgs are the arguments $1 to $36 of acceptPostgres for a batch, and
+// the bodies that make up $37, in order, with their total length.
+func acceptArgs(batch []request, ls *lease) (args []any, bodies [][]byte, bodyBytes int) {
 	now := Micros(time.Now())
 	n := len(batch)
 	var (
@@ -107,16 +154,17 @@ func execAccept(ctx context.Context, db querier, batch []request, ls *lease) err
 		inRevision                                   = make([]*int32, n)
 		leased                                       = make([]bool, n)
 
-		bodyUID          []string
-		bodyOff, bodyLen []int32
-		bodyBytes        int
+		bodyUID          = []string{}
+		bodyOff, bodyLen = []int32{}, []int32{}
 
-		rUID, rAddress, rStatus, rConnector, rReason, rReply []string
-		rConnectorID                                         []*int64
+		rUID, rAddress, rStatus, rConnector, rReason, rReply = []string{}, []string{}, []string{}, []string{}, []string{}, []string{}
+		rConnectorID                                         = []*int64{}
 
-		eUID, eType, eDetail []string
-		eAt                  []int64
+		eUID, eType, eDetail = []string{}, []string{}, []string{}
+		eAt                  = []int64{}
 	)
+	// Empty slices, not nil: pgx encodes a nil slice as NULL, and
+	// unnest(NULL) as no rows; empty slices say "no rows" plainly.
 	for i, r := range batch {
 		m := r.m
 		m.clean()
@@ -141,6 +189,7 @@ func execAccept(ctx context.Context, db querier, batch []request, ls *lease) err
 			bodyUID = append(bodyUID, m.UID)
 			bodyOff, bodyLen = append(bodyOff, int32(bodyBytes)), append(bodyLen, int32(len(m.Body)))
 			bodyBytes += len(m.Body)
+			bodies = append(bodies, m.Body)
 		}
 		for _, rc := range m.Recipients {
 			rUID, rAddress, rStatus = append(rUID, m.UID), append(rAddress, rc.Address), append(rStatus, string(rc.Status))
@@ -151,74 +200,53 @@ func execAccept(ctx context.Context, db querier, batch []request, ls *lease) err
 			eUID, eAt, eType, eDetail = append(eUID, m.UID), append(eAt, Micros(e.At)), append(eType, e.Type), append(eDetail, e.Detail)
 		}
 	}
-	// pgx encodes a nil slice as NULL, and unnest(NULL) as no rows; empty
-	// slices say "no rows" plainly.
-	nonNil := func(s []string) []string {
-		if s == nil {
-			return []string{}
-		}
-		return s
-	}
-	if bodyOff == nil {
-		bodyOff, bodyLen = []int32{}, []int32{}
-	}
-	bodiesp := bodyBuffers.Get().(*[]byte)
-	defer bodyBuffers.Put(bodiesp)
-	bodies := slices.Grow((*bodiesp)[:0], bodyBytes)
-	for _, r := range batch {
-		bodies = append(bodies, r.m.Body...)
-	}
-	*bodiesp = bodies
-	if rConnectorID == nil {
-		rConnectorID = []*int64{}
-	}
-	if eAt == nil {
-		eAt = []int64{}
-	}
 	var owner string
 	var until int64
 	if ls != nil {
 		owner, until = ls.owner, ls.until
 	}
-	rows, err := db.QueryContext(ctx, acceptPostgres, now,
+	args = []any{now,
 		uid, receivedAt, status, clientIP, helo, tlsVersion, tlsCipher, clientCert, sender,
 		msgIDHeader, size, inConnectorID, inConnector, inRevision, attribution, reply, nextAttempt, expires,
-		nonNil(bodyUID), bodyOff,
-		nonNil(rUID), nonNil(rAddress), nonNil(rStatus), rConnectorID, nonNil(rConnector), nonNil(rReason), nonNil(rReply),
-		nonNil(eUID), eAt, nonNil(eType), nonNil(eDetail),
-		owner, until, leased, bodyLen, bodies)
+		bodyUID, bodyOff,
+		rUID, rAddress, rStatus, rConnectorID, rConnector, rReason, rReply,
+		eUID, eAt, eType, eDetail,
+		owner, until, leased, bodyLen}
+	return args, bodies, bodyBytes
+}
+
+// acceptedIDs fills in the ids acceptPostgres answers, one row per message:
+// its uid, its id and its recipients' ids.
+type acceptedIDs struct {
+	byUID     map[string]*request
+	got, want int
+}
+
+func newAcceptedIDs(batch []request) *acceptedIDs {
+	a := &acceptedIDs{byUID: make(map[string]*request, len(batch)), want: len(batch)}
+	for i := range batch {
+		a.byUID[batch[i].m.UID] = &batch[i]
+	}
+	return a
+}
+
+func (a *acceptedIDs) set(uid string, id int64, list string) error {
+	rcptIDs, err := parseIDs(list)
 	if err != nil {
 		return fmt.Errorf("insert messages: %w", err)
 	}
-	defer rows.Close()
-	byUID := make(map[string]*request, n)
-	for i := range batch {
-		byUID[batch[i].m.UID] = &batch[i]
+	r := a.byUID[uid]
+	if r == nil || len(rcptIDs) != len(r.m.Recipients) {
+		return fmt.Errorf("insert messages: unexpected ids returned for %q", uid)
 	}
-	got := 0
-	for rows.Next() {
-		var u string
-		var id int64
-		var list string
-		if err := rows.Scan(&u, &id, &list); err != nil {
-			return fmt.Errorf("insert messages: %w", err)
-		}
-		rcptIDs, err := parseIDs(list)
-		if err != nil {
-			return fmt.Errorf("insert messages: %w", err)
-		}
-		r := byUID[u]
-		if r == nil || len(rcptIDs) != len(r.m.Recipients) {
-			return fmt.Errorf("insert messages: unexpected ids returned for %q", u)
-		}
-		r.id, r.rcptIDs = id, rcptIDs
-		got++
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("insert messages: %w", err)
-	}
-	if got != n {
-		return fmt.Errorf("insert messages: %d of %d ids returned", got, n)
+	r.id, r.rcptIDs = id, rcptIDs
+	a.got++
+	return nil
+}
+
+func (a *acceptedIDs) complete() error {
+	if a.got != a.want {
+		return fmt.Errorf("insert messages: %d of %d ids returned", a.got, a.want)
 	}
 	return nil
 }
