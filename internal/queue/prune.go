@@ -14,23 +14,35 @@ import (
 const pruneBatch = 1000
 
 // Prune deletes the trace of finished messages — delivered, bounced or
-// rejected — received before cutoff: the message rows and, by their
-// foreign keys' ON DELETE CASCADE, their recipients, events and any body
-// left. Queued and deferred messages are never deleted, however old. It
-// works in batches of batch messages (pruneBatch when ≤ 0) until none is
-// left and returns how many it deleted. Several processes may prune one
-// PostgreSQL database at once: each batch skips rows another holds.
+// rejected — received before cutoff: the message rows with their
+// recipients, events and any body left. Queued and deferred messages are
+// never deleted, however old. It works in batches of batch messages
+// (pruneBatch when ≤ 0) until none is left and returns how many it deleted.
+// Several processes may prune one PostgreSQL database at once: each batch
+// skips rows another holds.
 func Prune(ctx context.Context, st *store.Store, cutoff time.Time, batch int) (int64, error) {
 	if batch <= 0 {
 		batch = pruneBatch
 	}
-	lock := ""
-	if st.Dialect() == store.Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
+	// SQLite deletes the children through their foreign keys' ON DELETE
+	// CASCADE; on PostgreSQL, where the child tables have no foreign keys
+	// (migration 00007), the same statement deletes them.
 	q := `DELETE FROM messages WHERE id IN (SELECT id FROM messages
 		WHERE received_at < ? AND status IN ('delivered', 'bounced', 'rejected')
-		ORDER BY received_at LIMIT ?` + lock + `)`
+		ORDER BY received_at LIMIT ?)`
+	if st.Dialect() == store.Postgres {
+		q = `WITH doomed AS (
+			SELECT id FROM messages WHERE received_at < ? AND status IN ('delivered', 'bounced', 'rejected')
+			ORDER BY received_at LIMIT ? FOR UPDATE SKIP LOCKED
+		), b AS (
+			DELETE FROM message_bodies WHERE message_id IN (SELECT id FROM doomed)
+		), r AS (
+			DELETE FROM message_recipients WHERE message_id IN (SELECT id FROM doomed)
+		), e AS (
+			DELETE FROM message_events WHERE message_id IN (SELECT id FROM doomed)
+		)
+		DELETE FROM messages WHERE id IN (SELECT id FROM doomed)`
+	}
 	var total int64
 	for {
 		// Trace retention is bookkeeping: on PostgreSQL it need not wait
