@@ -19,22 +19,20 @@ import (
 // bodies, recipients and trace events are inserted by data-modifying CTEs
 // of one INSERT, which PostgreSQL runs as its own transaction (autocommit;
 // a statement is atomic) and commits durably before it answers. Run
-// through database/sql without BEGIN, it is one round trip to the server
-// (pgx's extended protocol: Bind, Execute, Sync), where the transaction of
-// insertBatch takes six (BEGIN, four INSERTs, COMMIT).
+// without BEGIN, it is one round trip to the server (the extended
+// protocol: Bind, Execute, Sync), where the transaction of insertBatch
+// takes six (BEGIN, four INSERTs, COMMIT).
 //
 // The rows travel as one array per column and are expanded with unnest, so
-// the statement text is the same for every batch: pgx prepares it once per
-// connection and the cached statement is reused (a text that changed with
-// the batch's shape would be prepared again, one more round trip, for most
-// batches), and no batch comes near PostgreSQL's 65535 parameters (the
-// statement has 37). The bodies travel as one bytea, concatenated, with
-// each body's offset and length: pgx encodes a bytea[] by appending one
-// element at a time to a buffer that starts small, which copies a batch of
-// large bodies over and over (a fifth of flowgate's CPU with 100 KiB
-// messages); one bytea is copied once. It is the last parameter, so that
-// no parameter appended after it makes pgx grow (and copy) its buffers
-// again. Bodies, recipients and events are joined to their
+// the statement text is the same for every batch: it is prepared once per
+// connection and reused (a text that changed with the batch's shape would
+// be prepared again, one more round trip, for most batches), and no batch
+// comes near PostgreSQL's 65535 parameters (the statement has 37). The
+// bodies travel as one bytea, the bodies back to back, with each body's
+// offset and length; it is the last parameter, so that acceptDirect can
+// send the bodies straight from the relay's slices at the end of the Bind
+// message (through pgx, a bytea[] was copied over and over as pgx's
+// buffers grew). Bodies, recipients and events are joined to their
 // message by its uid, which is unique; ORDER BY the position in the batch
 // keeps their ids (and so the order of the trace) as insertBatch gives
 // them. It answers each message's uid and id and its recipients' ids, for
