@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,28 @@ func activateFirst(t testing.TB, st *store.Store, dir connector.Direction, id in
 	}
 	if _, err := st.Activate(ctx, testutil.TestActor, dir, id, 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitRoute waits until p's live configuration, as its route test sees it,
+// relays mail from clientIP and sender to rcpt through host.
+func waitRoute(t testing.TB, p *proc, token, clientIP, sender, rcpt, host string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var rt struct {
+			Accepted bool `json:"accepted"`
+			Routes   []struct {
+				NextHops []string `json:"next_hops"`
+			} `json:"routes"`
+		}
+		p.api(token, "POST", "/route-test", map[string]any{"client_ip": clientIP, "sender": sender, "recipients": []string{rcpt}}, &rt)
+		if rt.Accepted && len(rt.Routes) == 1 && strings.Contains(strings.Join(rt.Routes[0].NextHops, " "), host) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live configuration does not route %s to %s: %+v", rcpt, host, rt)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

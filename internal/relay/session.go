@@ -215,7 +215,7 @@ func (s *session) Data(r io.Reader) error {
 	reply := replyQueued(tx.uid)
 	s.event("received", "%d bytes, message-id %s, %d recipients", body.Len(), orNone(info.MessageID), len(tx.rcpts))
 	m := s.traceMessage(queue.Queued, reply)
-	m.Body = bytes.Clone(body.Bytes()) // exactly its size, not zeroed first; the buffer goes back to the pool
+	m.Body = keepContent(body)
 	m.MessageIDHeader = info.MessageID
 	m.ExpiresAt = tx.started.Add(s.r.cfg.QueueLifetime)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -251,6 +251,17 @@ func putContentBuffer(b *bytes.Buffer) {
 	if b.Cap() <= maxPooledContent {
 		contentBuffers.Put(b)
 	}
+}
+
+// keepContent is the content of b for the queue to keep: a copy of exactly
+// its size (not zeroed first) when b goes back to the pool, else b's own
+// bytes — a buffer too large to pool is never used again, and a very large
+// message is not held twice.
+func keepContent(b *bytes.Buffer) []byte {
+	if b.Cap() > maxPooledContent {
+		return b.Bytes()
+	}
+	return bytes.Clone(b.Bytes())
 }
 
 func inboundName(a routing.Attribution) string {
