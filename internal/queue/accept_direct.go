@@ -86,6 +86,9 @@ func acceptDirect(ctx context.Context, c *pgx.Conn, batch []request, ls *lease) 
 		msg, err := pc.ReceiveMessage(ctx)
 		if err != nil {
 			closeBroken(pc)
+			if stmtErr != nil { // a fatal error ends the connection: report it, not the closing
+				return fmt.Errorf("insert messages: %w", stmtErr)
+			}
 			return fmt.Errorf("insert messages: %w", err)
 		}
 		switch msg := msg.(type) {
