@@ -130,7 +130,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	srv := &http.Server{
 		Handler: NewHandler(HTTPDeps{
-			Store: st, Live: live, Resolver: client.Resolver, Metrics: newMetrics(st, live, rl, writer), Log: log, Validation: validator,
+			Store: st, Live: live, Resolver: client.Resolver, Metrics: newMetrics(st, live, rl, writer, workers), Log: log, Validation: validator,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,

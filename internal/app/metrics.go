@@ -15,7 +15,7 @@ import (
 
 // newMetrics builds the Prometheus registry served on /metrics. The values
 // come from counters the parts keep anyway, read at scrape time.
-func newMetrics(st *store.Store, live *liveconfig.Config, rl *relay.Relay, w *queue.Writer) *prometheus.Registry {
+func newMetrics(st *store.Store, live *liveconfig.Config, rl *relay.Relay, w *queue.Writer, wk *queue.Workers) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, labels prometheus.Labels, f func() float64) {
@@ -31,6 +31,10 @@ func newMetrics(st *store.Store, live *liveconfig.Config, rl *relay.Relay, w *qu
 		func() float64 { _, c, _ := w.Stats(); return float64(c) })
 	counter("flowgate_trace_dropped_total", "Rejected-message traces dropped because the database fell behind.", nil,
 		func() float64 { _, _, d := w.Stats(); return float64(d) })
+	counter("flowgate_delivery_messages_total", "Messages taken up for a delivery pass, by where they came from: handed over in memory by the accepting process, or claimed from the queue.", prometheus.Labels{"source": "memory"},
+		func() float64 { m, _ := wk.Stats(); return float64(m) })
+	counter("flowgate_delivery_messages_total", "Messages taken up for a delivery pass, by where they came from: handed over in memory by the accepting process, or claimed from the queue.", prometheus.Labels{"source": "queue"},
+		func() float64 { _, q := wk.Stats(); return float64(q) })
 	counter("flowgate_config_reloads_total", "Routing index rebuilds.", nil, func() float64 { return float64(live.Version()) })
 	reg.MustRegister(queueDepth{st: st, desc: prometheus.NewDesc("flowgate_queue_messages", "Messages waiting for delivery, by status.", []string{"status"}, nil)})
 	return reg

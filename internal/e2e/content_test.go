@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +92,43 @@ func TestDeliveredContentIsExactlyAsSent(t *testing.T) {
 			if len(seen) != len(sent) {
 				t.Errorf("%d of %d messages delivered", len(seen), len(sent))
 			}
+
+			// The metrics count every message accepted and taken up for
+			// delivery, once each.
+			m := scrapeMetrics(t, p)
+			if got := m[`flowgate_smtp_messages_total{result="accepted"}`]; got != float64(len(sent)) {
+				t.Errorf("accepted counter %v, want %d", got, len(sent))
+			}
+			memory, queued := m[`flowgate_delivery_messages_total{source="memory"}`], m[`flowgate_delivery_messages_total{source="queue"}`]
+			if memory+queued != float64(len(sent)) || memory == 0 {
+				t.Errorf("delivery counters: %v from memory, %v from the queue; want %d in all, most from memory", memory, queued, len(sent))
+			}
 		})
 	}
+}
+
+// scrapeMetrics reads p's /metrics into a map from "name{labels}" (as
+// written in the exposition format) to value.
+func scrapeMetrics(t *testing.T, p *proc) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); i > 0 && err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }
