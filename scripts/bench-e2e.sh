@@ -18,7 +18,8 @@
 # a CPU profile of flowgate for BENCH_PROFILE_SECONDS (default 10) starting
 # when the load starts, write it to DIR/cpu.prof, and print the CPU seconds
 # that flowgate, the PostgreSQL backends of its database, smtp-source and smtp-sink
-# used during the run (from /proc).
+# used during the run (from /proc), and how many messages were delivered from
+# memory and how many claimed from the queue (from /metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -120,6 +121,12 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
     "$(echo "$(cpu_of "$relay_pid") - $cpu0_relay" | bc)" "$(echo "$(cpu_of $(pg_pids)) - $cpu0_pg" | bc)" \
     "$(echo "$(cpu_of "$sink_pid") - $cpu0_sink" | bc)" "$(awk '{print $1 + $2}' "$work/source.time")" "$(echo "$end - $start" | bc)"
   wait "$prof_pid" || true
+  http_addr=$(grep -o 'http_addr=[0-9.:]*' "$work/flowgate.log" | head -n1 | cut -d= -f2)
+  if [ -n "$http_addr" ]; then
+    printf 'delivery passes: %s from memory, %s claimed from the queue\n' \
+      "$(curl -s "http://$http_addr/metrics" | awk '/^flowgate_delivery_messages_total\{source="memory"\}/ {print $2}')" \
+      "$(curl -s "http://$http_addr/metrics" | awk '/^flowgate_delivery_messages_total\{source="queue"\}/ {print $2}')"
+  fi
 fi
 printf '%s %s sessions=%s size=%s count=%s: accepted in %.2fs (%.0f msg/s), delivered in %.2fs → %.0f msg/s end to end\n' \
   "$target" "$engine" "$sessions" "$size" "$count" \
