@@ -31,7 +31,7 @@ type request struct {
 	// leased: this process delivers the message itself. It is inserted
 	// already leased to the local workers and handed to them after the
 	// commit, so that it is neither claimed nor read back from the
-	// database (see Workers.reserve).
+	// database (see Workers.leaseFor).
 	leased bool
 	// Filled in by the insert: the message's id and its recipients' ids,
 	// in the order of m.Recipients.

@@ -163,26 +163,21 @@ func acceptArgs(batch []request, ls *lease) (args []any, bodies [][]byte, bodyBy
 	)
 	// Empty slices, not nil: pgx encodes a nil slice as NULL, and
 	// unnest(NULL) as no rows; empty slices say "no rows" plainly.
-	for i, r := range batch {
-		m := r.m
+	for i := range batch {
+		m := batch[i].m
 		m.clean()
-		uid[i], status[i], clientIP[i], helo[i] = m.UID, string(m.Status), m.ClientIP, m.Helo
-		tlsVersion[i], tlsCipher[i], clientCert[i], sender[i] = m.TLSVersion, m.TLSCipher, m.ClientCert, m.Sender
-		msgIDHeader[i], inConnector[i], attribution[i], reply[i] = m.MessageIDHeader, m.InboundConnector, m.Attribution, m.Reply
-		receivedAt[i], size[i], inConnectorID[i] = Micros(m.ReceivedAt), int64(len(m.Body)), m.InboundConnectorID
-		if m.InboundRevision != nil {
-			rev := int32(*m.InboundRevision)
+		// The message's columns as insertBatch writes them (request.row);
+		// the lease itself is $33/$34, one for the whole batch.
+		row := batch[i].row(now, ls)
+		uid[i], status[i], clientIP[i], helo[i] = row.UID, string(row.Status), row.ClientIP, row.Helo
+		tlsVersion[i], tlsCipher[i], clientCert[i], sender[i] = row.TLSVersion, row.TLSCipher, row.ClientCert, row.Sender
+		msgIDHeader[i], inConnector[i], attribution[i], reply[i] = row.MessageIDHeader, row.InboundConnector, row.Attribution, row.Reply
+		receivedAt[i], size[i], inConnectorID[i] = row.ReceivedAt, row.Size, row.InboundConnectorID
+		if row.InboundRevision != nil {
+			rev := int32(*row.InboundRevision)
 			inRevision[i] = &rev
 		}
-		leased[i] = r.leased && ls != nil
-		if m.Status == Queued {
-			next := Micros(m.ReceivedAt)
-			nextAttempt[i] = &next
-			if !m.ExpiresAt.IsZero() {
-				exp := Micros(m.ExpiresAt)
-				expires[i] = &exp
-			}
-		}
+		nextAttempt[i], expires[i], leased[i] = row.NextAttemptAt, row.ExpiresAt, row.LeaseOwner != nil
 		if m.Body != nil {
 			bodyUID = append(bodyUID, m.UID)
 			bodyOff, bodyLen = append(bodyOff, int32(bodyBytes)), append(bodyLen, int32(len(m.Body)))
