@@ -251,7 +251,7 @@ func (c *Client) transact(s *session, from string, rcpts []string, body []byte) 
 		return out, true, errorReply(env.DataErr), true
 	}
 	w := env.Data
-	werr := writeContent(s.conn, w, body)
+	werr := writeContent(s.conn, writerFunc(w.WriteRaw), w, body)
 	resp, cerr := w.CloseWithResponse()
 	if werr != nil || cerr != nil {
 		err := errors.Join(werr, cerr)

@@ -14,20 +14,23 @@ import (
 // The dot writer handles one byte at a time (it stuffs dots and turns bare
 // LF into CRLF as it goes); for a 100 KiB message that was one of the
 // largest costs of delivery (docs/perf.md). So everything up to the last
-// line is dot-stuffed here in bulk and written straight to the connection —
-// go-smtp's buffered writer is empty after the DATA command — and only the
-// last line goes through w, so w ends in the state its Close expects and
-// terminates the content exactly as if it had written all of it. Content
-// with a bare CR or LF before its last line (never stored by the relay,
-// which writes CRLF line ends) goes through w entirely, so its
-// conversions stay the dot writer's.
-func writeContent(conn net.Conn, w io.Writer, body []byte) error {
+// line is dot-stuffed here in bulk and written with raw, which puts it in
+// the same buffer as w but past the dot writer (go-smtp's buffered writer
+// is empty after the DATA command, so content larger than the buffer goes
+// straight to the connection, content smaller leaves in one write with
+// its last line and the end marker). Only the last line goes through w,
+// so w ends in the state its Close expects and terminates the content
+// exactly as if it had written all of it. Content with a bare CR or LF
+// before its last line (never stored by the relay, which writes CRLF line
+// ends) goes through w entirely, so its conversions stay the dot
+// writer's.
+func writeContent(conn net.Conn, raw, w io.Writer, body []byte) error {
 	k := bulkPrefix(body)
 	if k > 0 {
 		if err := conn.SetWriteDeadline(time.Now().Add(10 * time.Minute)); err != nil {
 			return err
 		}
-		_, err := conn.Write(dotStuff(body[:k]))
+		_, err := raw.Write(dotStuff(body[:k]))
 		_ = conn.SetWriteDeadline(time.Time{})
 		if err != nil {
 			return err
@@ -36,6 +39,11 @@ func writeContent(conn net.Conn, w io.Writer, body []byte) error {
 	_, err := w.Write(body[k:])
 	return err
 }
+
+// writerFunc is a function as an io.Writer.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // bulkPrefix is the length of body's part before its last line, when that
 // part can be sent dot-stuffed in bulk: it ends with CRLF and holds no bare

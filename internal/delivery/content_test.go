@@ -14,10 +14,11 @@ import (
 // wire records what is written to a connection.
 type wire struct {
 	net.Conn
-	buf bytes.Buffer
+	buf    bytes.Buffer
+	writes int
 }
 
-func (w *wire) Write(p []byte) (int, error)      { return w.buf.Write(p) }
+func (w *wire) Write(p []byte) (int, error)      { w.writes++; return w.buf.Write(p) }
 func (w *wire) SetWriteDeadline(time.Time) error { return nil }
 
 // sendBoth returns the bytes on the wire for body sent by net/textproto's
@@ -34,8 +35,9 @@ func sendBoth(t *testing.T, body []byte) (want, got []byte) {
 		t.Fatal(err)
 	}
 	c := &wire{}
-	w := textproto.NewWriter(bufio.NewWriter(c)).DotWriter()
-	if err := writeContent(c, w, body); err != nil {
+	bw := bufio.NewWriter(c)
+	w := textproto.NewWriter(bw).DotWriter()
+	if err := writeContent(c, bw, w, body); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -81,5 +83,32 @@ func TestWriteContentBulkPath(t *testing.T) {
 	want, got := sendBoth(t, body)
 	if !bytes.Equal(want, got) || bytes.Count(got, []byte("\r\n..dot\r\n")) != 1000 || !bytes.HasSuffix(got, []byte("last\r\n.\r\n")) {
 		t.Fatalf("bulk output differs (%d vs %d bytes)", len(got), len(want))
+	}
+}
+
+// A message smaller than the client's buffer leaves in one write, content
+// and end marker together; a larger one in as few writes as its size
+// needs. (The bulk part used to be written to the connection on its own.)
+func TestContentLeavesInFewWrites(t *testing.T) {
+	line := "La de da de da 1234567890.\r\n"
+	for _, tc := range []struct {
+		size, maxWrites int
+	}{{2048, 1}, {100 << 10, 2}} {
+		body := []byte(strings.Repeat(line, tc.size/len(line)))
+		c := &wire{}
+		bw := bufio.NewWriter(c)
+		w := textproto.NewWriter(bw).DotWriter()
+		if err := writeContent(c, bw, w, body); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if c.writes > tc.maxWrites {
+			t.Errorf("%d bytes of content: %d writes, want at most %d", len(body), c.writes, tc.maxWrites)
+		}
+		if !bytes.HasSuffix(c.buf.Bytes(), []byte("\r\n.\r\n")) || c.buf.Len() != len(body)+3 {
+			t.Errorf("%d bytes of content: %d bytes on the wire, want the content and the end marker", len(body), c.buf.Len())
+		}
 	}
 }

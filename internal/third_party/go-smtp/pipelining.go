@@ -167,3 +167,13 @@ func (c *Client) sendEnvelopeInTurn(from string, mopts *MailOptions, rcpts []str
 	env.Data = data
 	return env, nil
 }
+
+// WriteRaw writes p to the connection's buffered writer as it is, past the
+// dot writer that Write goes through, so that content prepared in bulk goes
+// out in the same write as the rest of the content and the end marker
+// (flowgate addition). p must be whole lines ending in CRLF and already
+// dot-stuffed, and it must come before anything written with Write: the
+// dot writer then still stands at the start of a line, as after p.
+func (cmd *DataCommand) WriteRaw(p []byte) (int, error) {
+	return cmd.client.text.W.Write(p)
+}
