@@ -111,7 +111,10 @@ func acceptDirect(ctx context.Context, c *pgx.Conn, batch []request, ls *lease) 
 				}
 				return fmt.Errorf("insert messages: %w", stmtErr)
 			}
-			return ids.complete()
+			if err := ids.complete(); err != nil {
+				return fmt.Errorf("insert messages: %w", err)
+			}
+			return nil
 		}
 	}
 }
@@ -171,11 +174,11 @@ func encodeBind(c *pgx.Conn, sd *pgconn.StatementDescription, args []any, bodyBy
 // setIDs takes one row of acceptPostgres's answer, in text format.
 func setIDs(ids *acceptedIDs, values [][]byte) error {
 	if len(values) != 3 {
-		return fmt.Errorf("insert messages: %d columns returned, want 3", len(values))
+		return fmt.Errorf("%d columns returned, want 3", len(values))
 	}
 	id, err := strconv.ParseInt(string(values[1]), 10, 64)
 	if err != nil {
-		return fmt.Errorf("insert messages: message id %q: %w", values[1], err)
+		return fmt.Errorf("message id %q: %w", values[1], err)
 	}
 	return ids.set(string(values[0]), id, string(values[2]))
 }

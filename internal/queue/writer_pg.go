@@ -129,13 +129,16 @@ func execAccept(ctx context.Context, db querier, batch []request, ls *lease) err
 			return fmt.Errorf("insert messages: %w", err)
 		}
 		if err := ids.set(u, id, list); err != nil {
-			return err
+			return fmt.Errorf("insert messages: %w", err)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert messages: %w", err)
 	}
-	return ids.complete()
+	if err := ids.complete(); err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	return nil
 }
 
 // acceptArgs are the arguments $1 to $36 of acceptPostgres for a batch, and
@@ -209,7 +212,8 @@ func acceptArgs(batch []request, ls *lease) (args []any, bodies [][]byte, bodyBy
 }
 
 // acceptedIDs fills in the ids acceptPostgres answers, one row per message:
-// its uid, its id and its recipients' ids.
+// its uid, its id and its recipients' ids. Its errors are the caller's to
+// wrap.
 type acceptedIDs struct {
 	byUID     map[string]*request
 	got, want int
@@ -226,11 +230,11 @@ func newAcceptedIDs(batch []request) *acceptedIDs {
 func (a *acceptedIDs) set(uid string, id int64, list string) error {
 	rcptIDs, err := parseIDs(list)
 	if err != nil {
-		return fmt.Errorf("insert messages: %w", err)
+		return err
 	}
 	r := a.byUID[uid]
 	if r == nil || len(rcptIDs) != len(r.m.Recipients) {
-		return fmt.Errorf("insert messages: unexpected ids returned for %q", uid)
+		return fmt.Errorf("unexpected ids returned for %q", uid)
 	}
 	r.id, r.rcptIDs = id, rcptIDs
 	a.got++
@@ -239,7 +243,7 @@ func (a *acceptedIDs) set(uid string, id int64, list string) error {
 
 func (a *acceptedIDs) complete() error {
 	if a.got != a.want {
-		return fmt.Errorf("insert messages: %d of %d ids returned", a.got, a.want)
+		return fmt.Errorf("%d of %d ids returned", a.got, a.want)
 	}
 	return nil
 }
