@@ -31,9 +31,10 @@ func newMetrics(st *store.Store, live *liveconfig.Config, rl *relay.Relay, w *qu
 		func() float64 { _, c, _ := w.Stats(); return float64(c) })
 	counter("flowgate_trace_dropped_total", "Rejected-message traces dropped because the database fell behind.", nil,
 		func() float64 { _, _, d := w.Stats(); return float64(d) })
-	counter("flowgate_delivery_messages_total", "Messages taken up for a delivery pass, by where they came from: handed over in memory by the accepting process, or claimed from the queue.", prometheus.Labels{"source": "memory"},
+	const passes = "Messages taken up for a delivery pass, by where they came from: handed over in memory by the accepting process, or claimed from the queue."
+	counter("flowgate_delivery_messages_total", passes, prometheus.Labels{"source": "memory"},
 		func() float64 { m, _ := wk.Stats(); return float64(m) })
-	counter("flowgate_delivery_messages_total", "Messages taken up for a delivery pass, by where they came from: handed over in memory by the accepting process, or claimed from the queue.", prometheus.Labels{"source": "queue"},
+	counter("flowgate_delivery_messages_total", passes, prometheus.Labels{"source": "queue"},
 		func() float64 { _, q := wk.Stats(); return float64(q) })
 	counter("flowgate_config_reloads_total", "Routing index rebuilds.", nil, func() float64 { return float64(live.Version()) })
 	reg.MustRegister(queueDepth{st: st, desc: prometheus.NewDesc("flowgate_queue_messages", "Messages waiting for delivery, by status.", []string{"status"}, nil)})

@@ -34,6 +34,14 @@ func sendBoth(t *testing.T, body []byte) (want, got []byte) {
 	if err := dw.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return ref.Bytes(), send(t, body).buf.Bytes()
+}
+
+// send sends body with writeContent as the delivery client does — the bulk
+// part through the buffer of go-smtp's data writer, the rest through the
+// dot writer, which Close ends — and returns the wire it went to.
+func send(t *testing.T, body []byte) *wire {
+	t.Helper()
 	c := &wire{}
 	bw := bufio.NewWriter(c)
 	w := textproto.NewWriter(bw).DotWriter()
@@ -43,7 +51,7 @@ func sendBoth(t *testing.T, body []byte) (want, got []byte) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return ref.Bytes(), c.buf.Bytes()
+	return c
 }
 
 // The bulk content writer puts on the wire exactly what go-smtp's dot
@@ -95,15 +103,7 @@ func TestContentLeavesInFewWrites(t *testing.T) {
 		size, maxWrites int
 	}{{2048, 1}, {100 << 10, 2}} {
 		body := []byte(strings.Repeat(line, tc.size/len(line)))
-		c := &wire{}
-		bw := bufio.NewWriter(c)
-		w := textproto.NewWriter(bw).DotWriter()
-		if err := writeContent(c, bw, w, body); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		c := send(t, body)
 		if c.writes > tc.maxWrites {
 			t.Errorf("%d bytes of content: %d writes, want at most %d", len(body), c.writes, tc.maxWrites)
 		}

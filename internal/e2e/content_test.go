@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
 
@@ -27,16 +26,7 @@ func TestDeliveredContentIsExactlyAsSent(t *testing.T) {
 			tok := env.token(t)
 			sink := testutil.NewSink(t, testutil.SinkOptions{})
 			p := start(t, env)
-			if code := p.api(tok, "POST", "/accepted-domains", map[string]string{"domain": "contoso.com"}, nil); code != 201 {
-				t.Fatalf("accepted domain: %d", code)
-			}
-			spec := map[string]any{"name": "On-prem", "connector_type": "on_premises", "all_accepted_domains": true, "smart_hosts": []string{sink.Addr}}
-			var created map[string]any
-			if code := p.api(tok, "POST", "/outbound-connectors", spec, &created); code != 201 {
-				t.Fatalf("connector: %d", code)
-			}
-			activateFirst(t, testutil.OpenStoreWith(t, opts), connector.Outbound, int64(created["id"].(float64)))
-			waitAccepted(t, p, "john@contoso.com")
+			relayToSink(t, p, tok, testutil.OpenStoreWith(t, opts), sink.Addr)
 			waitRoute(t, p, tok, "127.0.0.30", "sender@fabrikam.com", "john@contoso.com", sink.Addr)
 
 			lines := []int{2000, 3, 110000, 40, 2000} // 110,000 lines: ~5 MB

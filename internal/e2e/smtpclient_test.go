@@ -139,3 +139,21 @@ func waitRoute(t testing.TB, p *proc, token, clientIP, sender, rcpt, host string
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// relayToSink sets p up to relay mail for contoso.com to sinkAddr: the
+// accepted domain and an active on-premises outbound connector for all
+// accepted domains (activated through st: validation has tests of its
+// own), and waits until p accepts mail for john@contoso.com.
+func relayToSink(t testing.TB, p *proc, token string, st *store.Store, sinkAddr string) {
+	t.Helper()
+	if code := p.api(token, "POST", "/accepted-domains", map[string]string{"domain": "contoso.com"}, nil); code != 201 {
+		t.Fatalf("accepted domain: %d", code)
+	}
+	spec := map[string]any{"name": "On-prem", "connector_type": "on_premises", "all_accepted_domains": true, "smart_hosts": []string{sinkAddr}}
+	var created map[string]any
+	if code := p.api(token, "POST", "/outbound-connectors", spec, &created); code != 201 {
+		t.Fatalf("connector: %d", code)
+	}
+	activateFirst(t, st, connector.Outbound, int64(created["id"].(float64)))
+	waitAccepted(t, p, "john@contoso.com")
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -44,18 +43,8 @@ func TestTwoProcessesShareTheQueue(t *testing.T) {
 	a, b := start(t, env, opts...), start(t, env, opts...)
 	ownerA := ownerOf(t, a)
 
-	if code := a.api(tok, "POST", "/accepted-domains", map[string]string{"domain": "contoso.com"}, nil); code != 201 {
-		t.Fatalf("accepted domain: %d", code)
-	}
-	spec := map[string]any{"name": "On-prem", "connector_type": "on_premises", "all_accepted_domains": true, "smart_hosts": []string{sink.Addr}}
-	var created map[string]any
-	if code := a.api(tok, "POST", "/outbound-connectors", spec, &created); code != 201 {
-		t.Fatalf("connector: %d", code)
-	}
-	// Validation arrives with its own issue; activate through the store.
 	st := testutil.OpenStoreWith(t, store.Options{DatabaseURL: url})
-	activateFirst(t, st, connector.Outbound, int64(created["id"].(float64)))
-	waitAccepted(t, a, "john@contoso.com")
+	relayToSink(t, a, tok, st, sink.Addr)
 	waitAccepted(t, b, "john@contoso.com")
 
 	const perSession, sessions = 40, 6

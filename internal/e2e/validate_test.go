@@ -102,9 +102,9 @@ func TestValidateActivateEndToEnd(t *testing.T) {
 				t.Fatalf("activate outbound: %d %+v", code, c)
 			}
 
-			// waitRoute waits until the live configuration, as the route test
+			// routesTo waits until the live configuration, as the route test
 			// sees it, relays our server's mail to the host.
-			waitRoute := func(host string) {
+			routesTo := func(host string) {
 				t.Helper()
 				waitRoute(t, p, token, "127.0.0.50", "john@contoso.test", "sun@fabrikam.test", host)
 			}
@@ -134,7 +134,7 @@ func TestValidateActivateEndToEnd(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
-			waitRoute(oldHost.Addr)
+			routesTo(oldHost.Addr)
 			sendOne(oldHost, "revision 1 active")
 
 			// Edit: point at a dead host. Revision 2 is not validated: the
@@ -180,7 +180,7 @@ func TestValidateActivateEndToEnd(t *testing.T) {
 			if code := p.api(token, "POST", fmt.Sprintf("/outbound-connectors/%d/activate", out.ID), nil, &c); code != 200 || c.ActiveRevision == nil || *c.ActiveRevision != 3 {
 				t.Fatalf("activate revision 3: %d %+v", code, c)
 			}
-			waitRoute(newHost.Addr)
+			routesTo(newHost.Addr)
 			sendOne(newHost, "revision 3 active")
 			for _, m := range oldHost.Messages() {
 				if strings.Contains(m.Data, "revision 3 active") {
