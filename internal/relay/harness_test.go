@@ -196,6 +196,17 @@ func (h *harness) lastTrace() traceRow {
 	return rows[len(rows)-1]
 }
 
+// event is the detail of the first trace event of type typ of message uid.
+func (h *harness) event(uid, typ string) string {
+	h.t.Helper()
+	var detail string
+	if err := h.st.DB().Raw(`SELECT e.detail FROM message_events e JOIN messages m ON m.id = e.message_id
+		WHERE m.uid = ? AND e.type = ? ORDER BY e.id LIMIT 1`, uid, typ).Row().Scan(&detail); err != nil {
+		h.t.Fatalf("%s event of %s: %v", typ, uid, err)
+	}
+	return detail
+}
+
 func (h *harness) body(uid string) string {
 	h.t.Helper()
 	var data []byte

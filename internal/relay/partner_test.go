@@ -192,3 +192,34 @@ func TestOnPremisesRelay(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectEventNamesTLSAndCertificate reads the connect event of the
+// trace for a plain session, a TLS session without a client certificate
+// and one with a verified certificate.
+func TestConnectEventNamesTLSAndCertificate(t *testing.T) {
+	h := newHarness(t, testutil.Engines[0], nil)
+	h.acceptedDomain("contoso.com")
+	h.activeConnector(&connector.InboundSpec{Common: partner("Contoso Bank"), SenderDomains: []string{"contosobank.com"}, SenderIPAddresses: []string{"127.0.0.7"},
+		RestrictDomainsToIPAddresses: true})
+	good := h.ca.Issue(t, "mail.contosobank.com", "mail.contosobank.com")
+	for _, tc := range []struct {
+		name string
+		o    clientOpts
+		want string
+	}{
+		{"no TLS", clientOpts{src: "127.0.0.7"}, `client 127.0.0.7 helo "client.test", no TLS`},
+		{"TLS without a certificate", clientOpts{src: "127.0.0.7", tls: true}, `client 127.0.0.7 helo "client.test", TLS 1.3 TLS_AES_128_GCM_SHA256, no client certificate`},
+		{"verified certificate", clientOpts{src: "127.0.0.7", tls: true, cert: &good},
+			`client 127.0.0.7 helo "client.test", TLS 1.3 TLS_AES_128_GCM_SHA256, client certificate CN=mail.contosobank.com (verified)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := send(h.dial(tc.o), "alice@contosobank.com", []string{"bob@contoso.com"}, "")
+			if !r.accepted() {
+				t.Fatalf("not accepted: %+v", r)
+			}
+			if got := h.event(uidOf(t, r.dataText), "connect"); got != tc.want {
+				t.Fatalf("connect event\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -87,6 +87,22 @@ func (s *session) certText() string {
 	return s.cert.Subject + " (not verified: " + s.cert.Problem + ")"
 }
 
+// connectText is the connect event of the trace: the client, its HELO
+// name, the TLS in use and the client certificate, e.g. `client 127.0.0.5
+// helo "mail.contoso.com", TLS 1.3 TLS_AES_128_GCM_SHA256, client
+// certificate CN=mail.contoso.com (verified)` or `…, no TLS`.
+func (s *session) connectText() string {
+	t := fmt.Sprintf("client %s helo %q", s.ip, s.conn.Hostname())
+	if s.tlsVer == "" {
+		return t + ", no TLS"
+	}
+	t += ", " + s.tlsVer + " " + s.cipher
+	if c := s.certText(); c != "" {
+		return t + ", client certificate " + c
+	}
+	return t + ", no client certificate"
+}
+
 func (s *session) event(typ, format string, args ...any) {
 	if s.tx != nil {
 		s.tx.events = append(s.tx.events, queue.Event{At: time.Now(), Type: typ, Detail: fmt.Sprintf(format, args...)})
@@ -124,7 +140,7 @@ func (s *session) begin() *transaction {
 	s.finish()
 	tx := &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
 	s.tx = tx
-	s.event("connect", "client %s helo %q tls %s %s certificate %q", s.ip, s.conn.Hostname(), orNone(s.tlsVer), s.cipher, s.certText())
+	s.event("connect", "%s", s.connectText())
 	if p := s.probe; p != nil {
 		tx.ix = p.Index
 		s.event("probe", "%s: acting as client %s, tls %v, certificate names %v", p.Label, p.Client.IP, p.Client.TLS, p.Client.CertNames)
