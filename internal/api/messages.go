@@ -17,6 +17,15 @@ func (s *Server) searchMessages(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := queue.TraceFilter{Sender: q.Get("sender"), Recipient: q.Get("recipient"), Status: queue.Status(q.Get("status"))}
 	fields := map[string]string{}
+	for name := range q {
+		switch name {
+		case "sender", "recipient", "status", "from", "to", "before", "limit":
+		default:
+			// A misspelt filter would otherwise be ignored and the search
+			// answer every message.
+			fields[name] = "unknown parameter; use sender, recipient, status, from, to, limit or before"
+		}
+	}
 	switch f.Status {
 	case "", queue.Queued, queue.Delivered, queue.Deferred, queue.Bounced, queue.Rejected:
 	default:

@@ -77,7 +77,7 @@ func TestMessageTraceAPI(t *testing.T) {
 				t.Errorf("GET /messages%s = %q, want %q", query, got, want)
 			}
 		}
-		for _, bad := range []string{"?status=lost", "?from=yesterday", "?limit=0", "?limit=x", "?before=-1"} {
+		for _, bad := range []string{"?status=lost", "?from=yesterday", "?limit=0", "?limit=x", "?before=-1", "?since=2026-11-20T10:30:00Z", "?status=queued&senders=x"} {
 			if r := viewer.do("GET", "/messages"+bad, ""); r.Status != 400 || len(r.fields(t)) == 0 {
 				t.Errorf("GET /messages%s: %d %s", bad, r.Status, r.Body)
 			}
