@@ -458,10 +458,9 @@ func TestEHLOCapabilities(t *testing.T) {
 		}
 	}
 	// The session enforces the size (so a declared SIZE refusal is traced,
-	// and a message of exactly the limit is accepted); go-smtp then
-	// advertises SIZE without a fixed number, which RFC 1870 allows.
-	if got["SIZE"] != "" {
-		t.Errorf("SIZE %q, want the bare keyword", got["SIZE"])
+	// and a message of exactly the limit is accepted), and EHLO gives it.
+	if got["SIZE"] != "123456" {
+		t.Errorf("SIZE %q, want 123456 (the limit)", got["SIZE"])
 	}
 	c.startTLS(&tls.Config{RootCAs: h.ca.Pool(), ServerName: relayHostname})
 	code, text = c.cmd("EHLO caps.client.test")

@@ -94,9 +94,11 @@ func New(cfg Config, live *liveconfig.Config, q *queue.Writer, log *slog.Logger)
 	// The size limit is enforced by the session, not by go-smtp: go-smtp
 	// refuses a declared SIZE before the session sees it (so the refusal
 	// could not be traced) and its data reader refuses a message of exactly
-	// the limit. With no fixed number, EHLO advertises a bare SIZE (RFC 1870
-	// allows it); the limit shows in the 552 reply.
+	// the limit. EHLO still gives the limit (SIZE n, RFC 1870), through
+	// our go-smtp patch 5, so clients can refuse an over-size message
+	// before sending it.
 	s.MaxMessageBytes = 0
+	s.AdvertisedMessageBytes = cfg.MaxMessageBytes
 	s.MaxRecipients = cfg.MaxRecipients
 	// go-smtp applies one line limit to commands and content, and a line
 	// over it ends the session. Set it at twice ours (go-smtp also counts

@@ -285,6 +285,8 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 	}
 	if c.server.MaxMessageBytes > 0 {
 		caps = append(caps, fmt.Sprintf("SIZE %v", c.server.MaxMessageBytes))
+	} else if c.server.AdvertisedMessageBytes > 0 { // flowgate patch
+		caps = append(caps, fmt.Sprintf("SIZE %v", c.server.AdvertisedMessageBytes))
 	} else {
 		caps = append(caps, "SIZE")
 	}

@@ -41,6 +41,11 @@ type Server struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 
+	// flowgate patch: AdvertisedMessageBytes, when MaxMessageBytes is 0,
+	// is the number EHLO gives with SIZE. The server does not enforce it;
+	// the session does.
+	AdvertisedMessageBytes int64
+
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
 	EnableSMTPUTF8 bool
