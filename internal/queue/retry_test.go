@@ -3,11 +3,13 @@ package queue_test
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
 
@@ -245,5 +247,57 @@ func TestMissingContentIsBouncedNotDelivered(t *testing.T) {
 				t.Fatalf("reply %q", r.LastReply)
 			}
 		})
+	}
+}
+
+// TestOutcomeRecordedAfterDatabaseOutage: PostgreSQL (behind a proxy the
+// test cuts) goes away after the sink has the message's content and before
+// the sink answers, and stays away for two seconds — a restart or a
+// failover. Once it is back, the delivery's outcome is recorded: the
+// message is delivered, and only once, rather than left leased until its
+// lease runs out and then delivered again.
+func TestOutcomeRecordedAfterDatabaseOutage(t *testing.T) {
+	u, err := url.Parse(testutil.PostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := testutil.NewProxy(t, u.Host)
+	u.Host = px.Addr
+	viaProxy := testutil.Engine{Name: "postgres via a proxy", Options: func(testing.TB) store.Options {
+		return store.Options{DatabaseURL: u.String()}
+	}}
+	p, sink := newSinkPipeline(t, viaProxy, pipelineOpts{})
+	arrived, release := sink.Hold()
+	defer release()
+	uid := p.submit("sun@internet.test", []string{"a@contoso.com"}, "outage")
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message did not reach the sink")
+	}
+	px.Cut()
+	release() // the delivery client gets its 250 while the database is away
+	time.Sleep(2 * time.Second)
+	px.Restore()
+
+	// Poll with errors tolerated: the test's own pooled connections went
+	// down with the proxy's.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var status string
+		err := p.st.DB().Raw(`SELECT status FROM messages WHERE uid = ?`, uid).Row().Scan(&status)
+		if err == nil && status == "delivered" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s is %q (%v) 15 s after the database came back, want delivered\nevents:\n%s", uid, status, err, p.events(uid))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := p.recipient(uid, "a@contoso.com"); r.Status != "delivered" || r.Attempts != 1 {
+		t.Fatalf("recipient %+v, want delivered after one attempt", r)
+	}
+	if n := len(sink.Messages()); n != 1 {
+		t.Fatalf("the sink has %d messages, want 1", n)
 	}
 }

@@ -3,14 +3,19 @@ package queue
 import (
 	"context"
 	"crypto/rand"
+	"database/sql/driver"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/flowgate/flowgate/internal/connector"
@@ -60,6 +65,10 @@ type Workers struct {
 	direct chan *job
 
 	handedOver, claimed atomic.Int64 // messages delivered from memory, messages claimed
+
+	// stopBy is when Run stopped taking work, plus recordStopBudget (Unix
+	// nanoseconds; 0 while running): record gives up retrying then.
+	stopBy atomic.Int64
 
 	mu       sync.Mutex
 	inFlight map[int64]bool
@@ -301,6 +310,7 @@ loop:
 			claimNow = wk.news.Load()
 		}
 	}
+	wk.stopBy.Store(time.Now().Add(recordStopBudget).UnixNano())
 	// No more slots for new commits; wait for those promised to commits
 	// under way (bounded by the writer's commit timeouts), so that release
 	// below also gives back what they lease.
@@ -574,20 +584,7 @@ func (wk *Workers) record(outcomes <-chan *outcome) {
 			}
 		}
 		gather.Stop()
-		var err error
-		for attempt := range 3 {
-			if wk.st.Dialect() == store.Postgres {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err = recordPostgres(ctx, wk.st, batch)
-				cancel()
-			} else {
-				err = wk.st.BookkeepingDB().Transaction(func(tx *gorm.DB) error { return writeOutcomes(tx, batch) })
-			}
-			if err == nil {
-				break
-			}
-			time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
-		}
+		err := wk.recordBatch(batch)
 		for _, o := range batch {
 			wk.done(o.msg.ID)
 			if err == nil {
@@ -609,6 +606,71 @@ func (wk *Workers) record(outcomes <-chan *outcome) {
 			wk.capacityFreed()
 		}
 	}
+}
+
+// recordStopBudget is how long record keeps retrying after Run stopped
+// taking work, so that a database outage cannot hold up a shutdown.
+const recordStopBudget = 5 * time.Second
+
+// recordBatch writes a batch of outcomes, retrying with backoff (50 ms
+// doubling to 2 s) while the database is away — a restart or a failover
+// takes seconds, and an outcome given up on means the messages are
+// delivered again when their leases expire. It gives up after half the
+// lease (the claims were renewed at most a third of a lease before the
+// outage began, so none has expired yet and no other process has taken
+// them), or recordStopBudget after Run stopped; and after three attempts
+// when the database answered with an error of the statement itself.
+func (wk *Workers) recordBatch(batch []*outcome) error {
+	start := time.Now()
+	delay := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		var err error
+		if wk.st.Dialect() == store.Postgres {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err = recordPostgres(ctx, wk.st, batch)
+			cancel()
+		} else {
+			err = wk.st.BookkeepingDB().Transaction(func(tx *gorm.DB) error { return writeOutcomes(tx, batch) })
+		}
+		if err == nil {
+			if attempt > 0 {
+				wk.log.Info("delivery outcomes recorded after a database failure", "messages", len(batch), "attempts", attempt+1)
+			}
+			return nil
+		}
+		next := time.Now().Add(delay)
+		if !databaseAway(err) && attempt >= 2 || next.Sub(start) > wk.cfg.Lease/2 {
+			return err
+		}
+		if by := wk.stopBy.Load(); by != 0 && next.UnixNano() > by {
+			return err
+		}
+		if attempt == 0 {
+			wk.log.Warn("record delivery outcomes failed; retrying", "messages", len(batch), "err", err)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// databaseAway reports whether err says the database could not be
+// reached or is not taking work for now (connection refused, reset or
+// timed out; PostgreSQL's classes 08 connection exception, 53 insufficient
+// resources, 57 operator intervention such as a shutdown), as opposed to
+// an error of the statement itself. SQLite runs in this process: never.
+func databaseAway(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:min(2, len(pgErr.Code))] {
+		case "08", "53", "57":
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed)
 }
 
 func writeOutcomes(tx *gorm.DB, batch []*outcome) error {

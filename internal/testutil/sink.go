@@ -33,8 +33,11 @@ type Sink struct {
 	msgs       []SinkMessage
 	rejectRcpt map[string]*smtp.SMTPError
 	tempFail   *smtp.SMTPError
+	hold       *sinkHold
 	srv        *smtp.Server
 }
+
+type sinkHold struct{ arrived, release chan struct{} }
 
 // SinkOptions configure NewSink.
 type SinkOptions struct {
@@ -163,9 +166,29 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	ss.s.mu.Lock()
+	h := ss.s.hold
+	ss.s.hold = nil
+	ss.s.mu.Unlock()
+	if h != nil {
+		close(h.arrived)
+		<-h.release
+	}
+	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
 	ss.s.msgs = append(ss.s.msgs, SinkMessage{From: ss.from, To: ss.to, Data: string(b), TLS: ss.tls})
 	return nil
+}
+
+// Hold makes the sink wait before it answers the next message's content:
+// arrived is closed when the content has been read, and the sink keeps the
+// message and answers 250 once release is called.
+func (s *Sink) Hold() (arrived <-chan struct{}, release func()) {
+	h := &sinkHold{arrived: make(chan struct{}), release: make(chan struct{})}
+	s.mu.Lock()
+	s.hold = h
+	s.mu.Unlock()
+	var once sync.Once
+	return h.arrived, func() { once.Do(func() { close(h.release) }) }
 }
 
 // SetTempFail makes every MAIL FROM fail with 451 (on) or work (off).
