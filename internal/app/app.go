@@ -55,6 +55,16 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
+	unlock, err := st.LockServe()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if n, err := queue.ReleaseOrphanedLeases(ctx, st); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("delivery leases of a previous run released; their messages are due now", "messages", n)
+	}
 	if err := ensureAdmin(ctx, st, cfg, log); err != nil {
 		return err
 	}

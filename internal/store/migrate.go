@@ -75,6 +75,27 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// LockServe takes the lock that lets one `flowgate serve` at a time use a
+// SQLite database (its delivery leases assume that no other process holds
+// any: see queue.ReleaseOrphanedLeases). It fails at once, naming the
+// database, while another process holds it; the operating system releases
+// it when the process ends, however it ends. On PostgreSQL, which any
+// number of processes share, it does nothing.
+func (s *Store) LockServe() (unlock func(), err error) {
+	if s.dialect != SQLite {
+		return func() {}, nil
+	}
+	fl := flock.New(s.path + ".serve-lock")
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", fl.Path(), err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("another flowgate serve is using %s: the embedded SQLite database serves one process (set DATABASE_URL to PostgreSQL for several)", s.path)
+	}
+	return func() { _ = fl.Unlock() }, nil
+}
+
 // SchemaStatus reports the database's schema version and the newest one
 // this binary knows.
 func (s *Store) SchemaStatus(ctx context.Context) (current, known int64, err error) {

@@ -76,6 +76,40 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 	}
 }
 
+// TestLockServe: one serving process per SQLite database (a second lock
+// fails at once and names the database, and works again once the first is
+// released); on PostgreSQL any number.
+func TestLockServe(t *testing.T) {
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			opts := e.Options(t)
+			a, b := testutil.OpenStoreWith(t, opts), testutil.OpenStoreWith(t, opts)
+			unlock, err := a.LockServe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			unlockB, err := b.LockServe()
+			if e.Name == "postgres" {
+				if err != nil {
+					t.Fatalf("PostgreSQL: a second serving process refused: %v", err)
+				}
+				unlockB()
+				unlock()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "another flowgate serve is using "+opts.DataDir) {
+				t.Fatalf("second lock on one SQLite database: %v, want a refusal naming it", err)
+			}
+			unlock()
+			unlockB, err = b.LockServe()
+			if err != nil {
+				t.Fatalf("lock after the first was released: %v", err)
+			}
+			unlockB()
+		})
+	}
+}
+
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	testutil.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
