@@ -633,11 +633,14 @@ const recordStopBudget = 5 * time.Second
 // recordBatch writes a batch of outcomes, retrying with backoff (50 ms
 // doubling to 2 s) while the database is away — a restart or a failover
 // takes seconds, and an outcome given up on means the messages are
-// delivered again when their leases expire. It gives up after half the
-// lease (the claims were renewed at most a third of a lease before the
-// outage began, so none has expired yet and no other process has taken
-// them), or recordStopBudget after Run stopped; and after three attempts
-// when the database answered with an error of the statement itself.
+// delivered again when their leases expire. While it retries, the
+// messages stay in flight, so renew keeps their leases whenever the
+// database answers. It gives up after half a lease (a lease is renewed
+// every third of one, so it normally still holds then; one that ran out
+// meanwhile lets another process deliver the message again, and this
+// late record then only marks it delivered), or recordStopBudget after
+// Run stopped; and after three attempts when the database answered with
+// an error of the statement itself.
 func (wk *Workers) recordBatch(batch []*outcome) error {
 	start := time.Now()
 	delay := 50 * time.Millisecond
