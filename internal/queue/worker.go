@@ -637,8 +637,9 @@ const recordStopBudget = 5 * time.Second
 // messages stay in flight, so renew keeps their leases whenever the
 // database answers. It gives up after half a lease (a lease is renewed
 // every third of one, so it normally still holds then; one that ran out
-// meanwhile lets another process deliver the message again, and this
-// late record then only marks it delivered), or recordStopBudget after
+// meanwhile may have let another process take the message, and this late
+// record then overwrites what that process recorded: at worst one more
+// delivery, as at-least-once allows), or recordStopBudget after
 // Run stopped; and after three attempts when the database answered with
 // an error of the statement itself.
 func (wk *Workers) recordBatch(batch []*outcome) error {
