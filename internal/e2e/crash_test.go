@@ -101,14 +101,7 @@ func TestCrashLosesNoAcceptedMessage(t *testing.T) {
 
 			// Restart on the same database; it must come up and take mail.
 			p2 := start(t, env)
-			c, err := dialSMTP("127.0.0.9", p2.SMTP)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if code, text, err := c.mail("sender@e2e.test", "john@contoso.com", "Message-ID: <after-restart@e2e.test>\r\n\r\nhi\r\n"); err != nil || code != 250 {
-				t.Fatalf("after restart: %d %s %v", code, text, err)
-			}
-			c.close()
+			sendOne(t, "127.0.0.9", p2.SMTP, "sender@e2e.test", "john@contoso.com", "Message-ID: <after-restart@e2e.test>\r\n\r\nhi\r\n")
 			p2.kill()
 
 			st := testutil.OpenStoreWith(t, opts)
@@ -120,7 +113,7 @@ func TestCrashLosesNoAcceptedMessage(t *testing.T) {
 			// Accepted messages are queued or, once a worker looked at them,
 			// deferred (contoso.com has no route here); either way they
 			// hold their body until they are finished.
-			err = st.DB().WithContext(context.Background()).Raw(`SELECT m.message_id_header, COUNT(*) AS n, COUNT(b.message_id) AS bodies
+			err := st.DB().WithContext(context.Background()).Raw(`SELECT m.message_id_header, COUNT(*) AS n, COUNT(b.message_id) AS bodies
 				FROM messages m LEFT JOIN message_bodies b ON b.message_id = m.id
 				WHERE m.status IN ('queued', 'deferred') GROUP BY m.message_id_header`).Scan(&rows).Error
 			if err != nil {

@@ -35,14 +35,7 @@ func TestRestartDeliversWhatTheKilledProcessHeld(t *testing.T) {
 
 	arrived, release := sink.Hold()
 	defer release()
-	c, err := dialSMTP("127.0.0.40", p.SMTP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, text, err := c.mail("sender@fabrikam.com", "john@contoso.com", "Subject: held\r\nMessage-ID: <held@e2e.test>\r\n\r\nhi\r\n"); err != nil || code != 250 {
-		t.Fatalf("DATA: %d %s %v", code, text, err)
-	}
-	c.close()
+	sendOne(t, "127.0.0.40", p.SMTP, "sender@fabrikam.com", "john@contoso.com", "Subject: held\r\nMessage-ID: <held@e2e.test>\r\n\r\nhi\r\n")
 	select {
 	case <-arrived:
 	case <-time.After(10 * time.Second):

@@ -74,6 +74,20 @@ func (s *sender) mail(from, to, body string) (int, string, error) {
 	return s.read(250)
 }
 
+// sendOne sends one message on a session of its own from src and fails
+// the test unless the relay answers 250.
+func sendOne(t testing.TB, src, addr, from, to, body string) {
+	t.Helper()
+	c, err := dialSMTP(src, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if code, text, err := c.mail(from, to, body); err != nil || code != 250 {
+		t.Fatalf("message from %s to %s: %d %s %v", from, to, code, text, err)
+	}
+}
+
 func (s *sender) close() {
 	_ = s.tp.PrintfLine("QUIT")
 	s.conn.Close()
