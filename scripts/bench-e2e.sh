@@ -123,9 +123,10 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   wait "$prof_pid" || true
   http_addr=$(grep -o 'http_addr=[0-9.:]*' "$work/flowgate.log" | head -n1 | cut -d= -f2)
   if [ -n "$http_addr" ]; then
+    metrics=$(curl -s "http://$http_addr/metrics")
     printf 'delivery passes: %s from memory, %s claimed from the queue\n' \
-      "$(curl -s "http://$http_addr/metrics" | awk '/^flowgate_delivery_messages_total\{source="memory"\}/ {print $2}')" \
-      "$(curl -s "http://$http_addr/metrics" | awk '/^flowgate_delivery_messages_total\{source="queue"\}/ {print $2}')"
+      "$(echo "$metrics" | awk '/^flowgate_delivery_messages_total\{source="memory"\}/ {print $2}')" \
+      "$(echo "$metrics" | awk '/^flowgate_delivery_messages_total\{source="queue"\}/ {print $2}')"
   fi
 fi
 printf '%s %s sessions=%s size=%s count=%s: accepted in %.2fs (%.0f msg/s), delivered in %.2fs → %.0f msg/s end to end\n' \
