@@ -4,12 +4,12 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/flowgate/flowgate/internal/routing"
+	"github.com/flowgate/flowgate/internal/connector"
 )
 
 type domainRequest struct {
-	Domain     string             `json:"domain"`
-	DomainType routing.DomainType `json:"domain_type"`
+	Domain     string               `json:"domain"`
+	DomainType connector.DomainType `json:"domain_type"`
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

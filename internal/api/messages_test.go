@@ -10,7 +10,6 @@ import (
 
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/queue"
-	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -112,7 +111,7 @@ func TestRouteTestAPI(t *testing.T) {
 	ctx := context.Background()
 	actor := store.Actor{Kind: "user", Name: "t"}
 	for _, d := range []string{"contoso.com", "sales.contoso.com", "fabrikam.com"} {
-		if _, err := st.CreateAcceptedDomain(ctx, actor, d, routing.Authoritative); err != nil {
+		if _, err := st.CreateAcceptedDomain(ctx, actor, d, connector.Authoritative); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/flowgate/flowgate/internal/connector"
-	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/web"
 )
@@ -41,7 +40,7 @@ func (c *Console) domainsPage(w http.ResponseWriter, r *http.Request, p web.Doma
 		p.Errors = web.Errors{}
 	}
 	if p.FormType == "" {
-		p.FormType = string(routing.Authoritative)
+		p.FormType = string(connector.Authoritative)
 	}
 	c.render(w, r, status, web.Domains(p))
 }
@@ -52,7 +51,7 @@ func (c *Console) listDomains(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) createDomain(w http.ResponseWriter, r *http.Request) {
 	domain, typ := r.PostFormValue("domain"), r.PostFormValue("domain_type")
-	d, err := c.store.CreateAcceptedDomain(r.Context(), c.actor(r), domain, routing.DomainType(typ))
+	d, err := c.store.CreateAcceptedDomain(r.Context(), c.actor(r), domain, connector.DomainType(typ))
 	if err != nil {
 		if errs, ok := fieldErrors(err); ok {
 			c.domainsPage(w, r, web.DomainsPage{FormDomain: domain, FormType: typ, Errors: errs}, http.StatusBadRequest)

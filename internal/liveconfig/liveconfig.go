@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -61,7 +62,7 @@ func (c *Config) LoadedSince(t time.Time) bool { return c.started.Load() > t.Uni
 
 func (c *Config) reload(ctx context.Context) error {
 	start := time.Now().UnixNano()
-	cfg, err := c.st.RoutingConfig(ctx)
+	cfg, err := LoadRouting(ctx, c.st)
 	if err != nil {
 		return fmt.Errorf("load routing configuration: %w", err)
 	}
@@ -71,6 +72,33 @@ func (c *Config) reload(ctx context.Context) error {
 	in, out := c.current.Load().Counts()
 	c.log.Debug("routing index rebuilt", "inbound", in, "outbound", out, "accepted_domains", len(cfg.AcceptedDomains))
 	return nil
+}
+
+// LoadRouting reads what the routing engine is built from: the accepted
+// domains and the active revisions of the enabled connectors. Validation
+// uses it to build an index with a candidate revision in place.
+func LoadRouting(ctx context.Context, st *store.Store) (routing.Config, error) {
+	var cfg routing.Config
+	domains, err := st.ListAcceptedDomains(ctx)
+	if err != nil {
+		return cfg, err
+	}
+	for _, d := range domains {
+		cfg.AcceptedDomains = append(cfg.AcceptedDomains, connector.AcceptedDomain{Domain: d.Domain, Type: d.DomainType})
+	}
+	revs, err := st.ActiveRevisions(ctx)
+	if err != nil {
+		return cfg, err
+	}
+	for _, r := range revs {
+		switch {
+		case r.Inbound != nil:
+			cfg.Inbound = append(cfg.Inbound, routing.Inbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *r.Inbound})
+		case r.Outbound != nil:
+			cfg.Outbound = append(cfg.Outbound, routing.Outbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *r.Outbound})
+		}
+	}
+	return cfg, nil
 }
 
 // Run rebuilds the index on every change signal until ctx ends.

@@ -14,7 +14,6 @@ import (
 	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/relay"
-	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -88,7 +87,7 @@ func (p *pipeline) accepted(domains ...string) {
 	p.t.Helper()
 	for _, d := range domains {
 		p.change(func() {
-			if _, err := p.st.CreateAcceptedDomain(context.Background(), admin, d, routing.Authoritative); err != nil {
+			if _, err := p.st.CreateAcceptedDomain(context.Background(), admin, d, connector.Authoritative); err != nil {
 				p.t.Fatal(err)
 			}
 		})

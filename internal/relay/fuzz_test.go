@@ -398,7 +398,7 @@ func relayCertNames(names []string) []string {
 }
 
 func certIndexes(t testing.TB, name string) (onPrem, partner *routing.Index) {
-	accepted := []routing.AcceptedDomain{{Domain: "contoso.com", Type: routing.Authoritative}}
+	accepted := []connector.AcceptedDomain{{Domain: "contoso.com", Type: connector.Authoritative}}
 	op := connector.InboundSpec{Common: connector.Common{Name: "own server", ConnectorType: connector.OnPremises}, TLSSenderCertificateName: name}
 	pa := connector.InboundSpec{Common: connector.Common{Name: "partner", ConnectorType: connector.Partner}, SenderDomains: []string{"partner.test"},
 		RequireTLS: true, TLSSenderCertificateName: name, RestrictDomainsToCertificate: true}

@@ -14,7 +14,6 @@ import (
 	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/relay"
-	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -77,7 +76,7 @@ func (h *harness) acceptedDomain(domains ...string) {
 	h.t.Helper()
 	for _, d := range domains {
 		h.change(func() {
-			if _, err := h.st.CreateAcceptedDomain(context.Background(), admin, d, routing.Authoritative); err != nil {
+			if _, err := h.st.CreateAcceptedDomain(context.Background(), admin, d, connector.Authoritative); err != nil {
 				h.t.Fatal(err)
 			}
 		})

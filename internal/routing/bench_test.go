@@ -38,11 +38,11 @@ func fixtureOf(b *testing.B, n int) *benchFixture {
 	if f, ok := benchFixtures[n]; ok {
 		return f
 	}
-	accepted := make([]routing.AcceptedDomain, n)
+	accepted := make([]connector.AcceptedDomain, n)
 	var in []connector.InboundSpec
 	var out []connector.OutboundSpec
 	for i := range n {
-		accepted[i] = routing.AcceptedDomain{Domain: fmt.Sprintf("acc%d.example", i), Type: routing.Authoritative}
+		accepted[i] = connector.AcceptedDomain{Domain: fmt.Sprintf("acc%d.example", i), Type: connector.Authoritative}
 		name := fmt.Sprintf("c%d", i)
 		switch {
 		case i == 0:

@@ -10,10 +10,10 @@ import (
 )
 
 // authoritative returns accepted domains of type authoritative.
-func authoritative(domains ...string) []routing.AcceptedDomain {
-	out := make([]routing.AcceptedDomain, len(domains))
+func authoritative(domains ...string) []connector.AcceptedDomain {
+	out := make([]connector.AcceptedDomain, len(domains))
 	for i, d := range domains {
-		out[i] = routing.AcceptedDomain{Domain: d, Type: routing.Authoritative}
+		out[i] = connector.AcceptedDomain{Domain: d, Type: connector.Authoritative}
 	}
 	return out
 }
@@ -21,7 +21,7 @@ func authoritative(domains ...string) []routing.AcceptedDomain {
 // build normalizes every spec (failing the test if one is invalid, so the
 // engine is only fed what the store would hold) and builds an index. IDs
 // are given in list order, starting at 1 in each direction.
-func build(tb testing.TB, accepted []routing.AcceptedDomain, in []connector.InboundSpec, out []connector.OutboundSpec) *routing.Index {
+func build(tb testing.TB, accepted []connector.AcceptedDomain, in []connector.InboundSpec, out []connector.OutboundSpec) *routing.Index {
 	tb.Helper()
 	cfg := routing.Config{AcceptedDomains: accepted}
 	for i, s := range in {

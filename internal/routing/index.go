@@ -26,20 +26,6 @@ import (
 	"github.com/flowgate/flowgate/internal/connector"
 )
 
-// DomainType is an accepted domain's type.
-type DomainType string
-
-const (
-	Authoritative DomainType = "authoritative"
-	InternalRelay DomainType = "internal_relay"
-)
-
-// AcceptedDomain is a domain the organization receives mail for.
-type AcceptedDomain struct {
-	Domain string
-	Type   DomainType
-}
-
 // Inbound is one active inbound connector revision.
 type Inbound struct {
 	ID       int64
@@ -65,7 +51,7 @@ func (o *Outbound) Parsed() connector.ParsedOutbound { return o.parsed }
 // active revisions of the enabled connectors. Disabled connectors and
 // revisions that are not active must not be passed in.
 type Config struct {
-	AcceptedDomains []AcceptedDomain
+	AcceptedDomains []connector.AcceptedDomain
 	Inbound         []Inbound
 	Outbound        []Outbound
 }
@@ -132,7 +118,7 @@ func (d *domainIndex[T]) matches(domain string, out []match[T]) []match[T] {
 
 // Index is an immutable routing index. Build makes one.
 type Index struct {
-	accepted map[string]AcceptedDomain
+	accepted map[string]connector.AcceptedDomain
 
 	onPremIP       *bart.Table[*Inbound]
 	onPremCert     domainIndex[*Inbound]
@@ -151,7 +137,7 @@ type Index struct {
 // (the store only holds valid specs); connectors are considered in ID order.
 func Build(cfg Config) *Index {
 	ix := &Index{
-		accepted:       make(map[string]AcceptedDomain, len(cfg.AcceptedDomains)),
+		accepted:       make(map[string]connector.AcceptedDomain, len(cfg.AcceptedDomains)),
 		onPremIP:       new(bart.Table[*Inbound]),
 		onPremCert:     newDomainIndex[*Inbound](),
 		onPremByParent: map[string][]*Inbound{},
@@ -236,7 +222,7 @@ func insertIPs(t *bart.Table[*Inbound], c *Inbound) {
 func (ix *Index) Counts() (inbound, outbound int) { return ix.inboundCount, ix.outboundCount }
 
 // Accepted returns the accepted domain entry for a domain.
-func (ix *Index) Accepted(domain string) (AcceptedDomain, bool) {
+func (ix *Index) Accepted(domain string) (connector.AcceptedDomain, bool) {
 	d, ok := ix.accepted[CanonicalDomain(domain)]
 	return d, ok
 }

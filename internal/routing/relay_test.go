@@ -12,9 +12,9 @@ import (
 // certificate's) domain is accepted. Nothing else relays.
 func TestAuthorizeRecipient(t *testing.T) {
 	ix := build(t,
-		[]routing.AcceptedDomain{
-			{Domain: "contoso.com", Type: routing.Authoritative},
-			{Domain: "Fabrikam.COM", Type: routing.InternalRelay},
+		[]connector.AcceptedDomain{
+			{Domain: "contoso.com", Type: connector.Authoritative},
+			{Domain: "Fabrikam.COM", Type: connector.InternalRelay},
 		},
 		[]connector.InboundSpec{
 			{Common: connector.Common{Name: "Own server IPs", ConnectorType: connector.OnPremises}, SenderIPAddresses: []string{"10.1.0.0/24"}},
@@ -106,21 +106,21 @@ func TestAuthorizeRecipientWithoutAttribution(t *testing.T) {
 }
 
 func TestAccepted(t *testing.T) {
-	ix := build(t, []routing.AcceptedDomain{
-		{Domain: "Contoso.com.", Type: routing.Authoritative},
-		{Domain: "bücher.example", Type: routing.InternalRelay},
-		{Domain: "not a domain", Type: routing.Authoritative},
+	ix := build(t, []connector.AcceptedDomain{
+		{Domain: "Contoso.com.", Type: connector.Authoritative},
+		{Domain: "bücher.example", Type: connector.InternalRelay},
+		{Domain: "not a domain", Type: connector.Authoritative},
 	}, nil, nil)
 	tests := []struct {
 		domain string
 		ok     bool
-		typ    routing.DomainType
+		typ    connector.DomainType
 		canon  string
 	}{
-		{"contoso.com", true, routing.Authoritative, "contoso.com"},
-		{"CONTOSO.COM.", true, routing.Authoritative, "contoso.com"},
-		{"xn--bcher-kva.example", true, routing.InternalRelay, "xn--bcher-kva.example"},
-		{"bücher.example", true, routing.InternalRelay, "xn--bcher-kva.example"},
+		{"contoso.com", true, connector.Authoritative, "contoso.com"},
+		{"CONTOSO.COM.", true, connector.Authoritative, "contoso.com"},
+		{"xn--bcher-kva.example", true, connector.InternalRelay, "xn--bcher-kva.example"},
+		{"bücher.example", true, connector.InternalRelay, "xn--bcher-kva.example"},
 		{"sales.contoso.com", false, "", ""},
 		{"not a domain", false, "", ""},
 	}

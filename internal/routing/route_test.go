@@ -103,7 +103,7 @@ func TestRouteWildcardDoesNotMatchApex(t *testing.T) {
 
 func TestRouteWithoutConnector(t *testing.T) {
 	ix := build(t,
-		[]routing.AcceptedDomain{{Domain: "contoso.com", Type: routing.Authoritative}, {Domain: "fabrikam.com", Type: routing.InternalRelay}},
+		[]connector.AcceptedDomain{{Domain: "contoso.com", Type: connector.Authoritative}, {Domain: "fabrikam.com", Type: connector.InternalRelay}},
 		nil,
 		[]connector.OutboundSpec{partnerOutbound("Bank", "contosobank.com")})
 	checkRoutes(t, ix, []routeCase{

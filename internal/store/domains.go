@@ -9,40 +9,21 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/flowgate/flowgate/internal/connector"
-	"github.com/flowgate/flowgate/internal/routing"
 )
 
 // AcceptedDomain is a domain the organization receives mail for.
 type AcceptedDomain struct {
 	ID         int64              `gorm:"primaryKey" json:"id"`
 	Domain     string             `json:"domain"`
-	DomainType routing.DomainType `json:"domain_type"`
+	DomainType connector.DomainType `json:"domain_type"`
 	CreatedAt  time.Time          `json:"created_at"`
 }
 
 func (AcceptedDomain) TableName() string { return "accepted_domains" }
 
-// ValidateAcceptedDomain canonicalizes the domain and type, returning field
-// errors keyed "domain" and "domain_type".
-func ValidateAcceptedDomain(domain string, typ routing.DomainType) (string, routing.DomainType, connector.FieldErrors) {
-	errs := connector.FieldErrors{}
-	d, err := connector.NormalizeDomain(domain)
-	if err != nil {
-		errs["domain"] = err.Error()
-	}
-	switch typ {
-	case "":
-		typ = routing.Authoritative
-	case routing.Authoritative, routing.InternalRelay:
-	default:
-		errs["domain_type"] = fmt.Sprintf("%q is not a domain type; choose authoritative or internal_relay", typ)
-	}
-	return d, typ, errs
-}
-
 // CreateAcceptedDomain adds an accepted domain.
-func (s *Store) CreateAcceptedDomain(ctx context.Context, actor Actor, domain string, typ routing.DomainType) (*AcceptedDomain, error) {
-	d, typ, errs := ValidateAcceptedDomain(domain, typ)
+func (s *Store) CreateAcceptedDomain(ctx context.Context, actor Actor, domain string, typ connector.DomainType) (*AcceptedDomain, error) {
+	d, typ, errs := connector.ValidateAcceptedDomain(domain, typ)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -104,18 +85,20 @@ func (s *Store) DeleteAcceptedDomain(ctx context.Context, actor Actor, id int64)
 	})
 }
 
-// RoutingConfig loads what the routing engine is built from: the accepted
-// domains and the active revisions of enabled connectors.
-func (s *Store) RoutingConfig(ctx context.Context) (routing.Config, error) {
-	var cfg routing.Config
-	db := s.db.WithContext(ctx)
-	domains, err := s.ListAcceptedDomains(ctx)
-	if err != nil {
-		return cfg, err
-	}
-	for _, d := range domains {
-		cfg.AcceptedDomains = append(cfg.AcceptedDomains, routing.AcceptedDomain{Domain: d.Domain, Type: d.DomainType})
-	}
+// ActiveRevision is the active revision of an enabled connector, with
+// its settings decoded: one of Inbound and Outbound is set.
+type ActiveRevision struct {
+	ID       int64
+	Name     string
+	Revision int
+	Inbound  *connector.InboundSpec
+	Outbound *connector.OutboundSpec
+}
+
+// ActiveRevisions loads the active revisions of the enabled connectors,
+// which the relay's routing index is built from (with the accepted
+// domains).
+func (s *Store) ActiveRevisions(ctx context.Context) ([]ActiveRevision, error) {
 	var rows []struct {
 		ID        int64
 		Direction string
@@ -123,24 +106,27 @@ func (s *Store) RoutingConfig(ctx context.Context) (routing.Config, error) {
 		Revision  int
 		Spec      string
 	}
-	err = db.Raw(`SELECT c.id, c.direction, c.name, r.revision, r.spec FROM connectors c
+	err := s.db.WithContext(ctx).Raw(`SELECT c.id, c.direction, c.name, r.revision, r.spec FROM connectors c
 		JOIN connector_revisions r ON r.connector_id = c.id AND r.revision = c.active_revision
 		WHERE c.deleted_at IS NULL AND c.enabled
 		ORDER BY c.id`).Scan(&rows).Error
 	if err != nil {
-		return cfg, fmt.Errorf("load active connectors: %w", err)
+		return nil, fmt.Errorf("load active connectors: %w", err)
 	}
+	out := make([]ActiveRevision, 0, len(rows))
 	for _, r := range rows {
 		spec, err := decodeSpec(r.Direction, r.Spec)
 		if err != nil {
-			return cfg, err
+			return nil, err
 		}
+		a := ActiveRevision{ID: r.ID, Name: r.Name, Revision: r.Revision}
 		switch sp := spec.(type) {
 		case *connector.InboundSpec:
-			cfg.Inbound = append(cfg.Inbound, routing.Inbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *sp})
+			a.Inbound = sp
 		case *connector.OutboundSpec:
-			cfg.Outbound = append(cfg.Outbound, routing.Outbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *sp})
+			a.Outbound = sp
 		}
+		out = append(out, a)
 	}
-	return cfg, nil
+	return out, nil
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/flowgate/flowgate/internal/connector"
-	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -181,28 +180,28 @@ func TestConnectorLifecycle(t *testing.T) {
 		if act.Status() != store.StatusActive {
 			t.Fatalf("status after activate: %s", act.Status())
 		}
-		cfg, err := s.RoutingConfig(ctx)
+		active, err := s.ActiveRevisions(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(cfg.Inbound) != 1 || cfg.Inbound[0].Revision != 2 {
-			t.Fatalf("routing config %+v", cfg.Inbound)
+		if len(active) != 1 || active[0].Inbound == nil || active[0].Revision != 2 {
+			t.Fatalf("active revisions %+v", active)
 		}
 
 		// An edit leaves revision 2 active.
 		if _, err := s.UpdateConnector(ctx, admin, c.ID, bankSpec("Contoso Bank", "contosobank.com"), nil); err != nil {
 			t.Fatal(err)
 		}
-		cfg, _ = s.RoutingConfig(ctx)
-		if len(cfg.Inbound) != 1 || cfg.Inbound[0].Revision != 2 || len(cfg.Inbound[0].Spec.SenderDomains) != 2 {
-			t.Fatalf("after edit the active revision must still be 2 with two domains: %+v", cfg.Inbound)
+		active, _ = s.ActiveRevisions(ctx)
+		if len(active) != 1 || active[0].Inbound == nil || active[0].Revision != 2 || len(active[0].Inbound.SenderDomains) != 2 {
+			t.Fatalf("after edit the active revision must still be 2 with two domains: %+v", active)
 		}
 		if _, err := s.SetConnectorEnabled(ctx, admin, connector.Inbound, c.ID, false); err != nil {
 			t.Fatal(err)
 		}
-		cfg, _ = s.RoutingConfig(ctx)
-		if len(cfg.Inbound) != 0 {
-			t.Fatalf("a disabled connector is in the routing config: %+v", cfg.Inbound)
+		active, _ = s.ActiveRevisions(ctx)
+		if len(active) != 0 {
+			t.Fatalf("a disabled connector is among the active revisions: %+v", active)
 		}
 		if err := s.DeleteConnector(ctx, admin, connector.Inbound, c.ID); err != nil {
 			t.Fatal(err)
@@ -396,11 +395,11 @@ func TestAcceptedDomainsUsersTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Domain != "contoso.com" || d.DomainType != routing.Authoritative {
+		if d.Domain != "contoso.com" || d.DomainType != connector.Authoritative {
 			t.Fatalf("domain %+v", d)
 		}
 		var conflict *store.ConflictError
-		if _, err := s.CreateAcceptedDomain(ctx, admin, "contoso.com", routing.InternalRelay); !errors.As(err, &conflict) {
+		if _, err := s.CreateAcceptedDomain(ctx, admin, "contoso.com", connector.InternalRelay); !errors.As(err, &conflict) {
 			t.Fatalf("duplicate accepted domain: %v", err)
 		}
 		var fe connector.FieldErrors

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/relay"
 	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
@@ -73,7 +74,7 @@ func (in *Inbound) Validate(ctx context.Context, connectorID int64, name string,
 	r.logf("validating revision %d of inbound connector %q through flowgate's SMTP listener on 127.0.0.1:%d", revision, name, in.Port)
 
 	began := time.Now()
-	cfg, err := in.Store.RoutingConfig(ctx)
+	cfg, err := liveconfig.LoadRouting(ctx, in.Store)
 	if err != nil {
 		r.fail("load the configuration", began, err.Error())
 		return r.result(connectorID, revision, sender, rcpts)

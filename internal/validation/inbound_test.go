@@ -57,7 +57,7 @@ func newInboundEnv(t *testing.T, e testutil.Engine) *inboundEnv {
 		cancel()
 	})
 	port := ln.Addr().(*net.TCPAddr).Port
-	if _, err := st.CreateAcceptedDomain(ctx, testutil.TestActor, "contoso.com", routing.Authoritative); err != nil {
+	if _, err := st.CreateAcceptedDomain(ctx, testutil.TestActor, "contoso.com", connector.Authoritative); err != nil {
 		t.Fatal(err)
 	}
 	return &inboundEnv{st: st, relay: rl, port: port, v: &validation.Inbound{Relay: rl, Port: port, Store: st, Hostname: "gw.flowgate.test", Timeout: 5 * time.Second}}
@@ -239,7 +239,7 @@ func (s *rawSession) startTLS() {
 func TestProbeCannotBeUsedFromOutside(t *testing.T) {
 	e := newInboundEnv(t, testutil.Engines[0])
 	ix := routing.Build(routing.Config{
-		AcceptedDomains: []routing.AcceptedDomain{{Domain: "contoso.com", Type: routing.Authoritative}},
+		AcceptedDomains: []connector.AcceptedDomain{{Domain: "contoso.com", Type: connector.Authoritative}},
 		Inbound: []routing.Inbound{{ID: 99, Name: "Our server", Revision: 1, Spec: connector.InboundSpec{
 			Common: connector.Common{Name: "Our server", ConnectorType: connector.OnPremises}, SenderIPAddresses: []string{"10.9.9.9"}}}},
 	})

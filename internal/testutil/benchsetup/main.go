@@ -14,7 +14,6 @@ import (
 	"os"
 
 	"github.com/flowgate/flowgate/internal/connector"
-	"github.com/flowgate/flowgate/internal/routing"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -43,7 +42,7 @@ func run(domain, smartHost string) error {
 		return err
 	}
 	actor := store.System("benchsetup")
-	if _, err := st.CreateAcceptedDomain(ctx, actor, domain, routing.Authoritative); err != nil {
+	if _, err := st.CreateAcceptedDomain(ctx, actor, domain, connector.Authoritative); err != nil {
 		return err
 	}
 	c, err := st.CreateConnector(ctx, actor, &connector.OutboundSpec{
