@@ -62,7 +62,7 @@ flowgate)
   else
     export DATABASE_URL=
   fi
-  go run ./internal/testutil/benchsetup -domain bench.test -smart-host "127.0.0.1:$sink_port"
+  go run ./cmd/fgbench-setup -domain bench.test -smart-host "127.0.0.1:$sink_port"
   [ -n "${BENCH_PROFILE:-}" ] && export FLOWGATE_PPROF_ADDR=127.0.0.1:${BENCH_PPROF_PORT:-6061}
   "$work/flowgate" serve 2>"$work/flowgate.log" &
   pids+=($!); relay_pid=$!

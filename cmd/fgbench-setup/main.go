@@ -1,9 +1,11 @@
-// Command benchsetup prepares a flowgate database for the end-to-end
+// Command fgbench-setup prepares a flowgate database for the end-to-end
 // benchmark (scripts/bench-e2e.sh): an accepted domain and an outbound
 // connector for all accepted domains pointing at a smart host, made active
 // directly through the store. It bypasses the Validate step on purpose —
-// the benchmark's sink is smtp-sink — and is a test utility, not part of
+// the benchmark's sink is smtp-sink — and is a benchmark tool, not part of
 // the product. It reads DATABASE_URL and FLOWGATE_DATA_DIR like flowgate.
+//
+//	go run ./cmd/fgbench-setup -domain bench.test -smart-host 127.0.0.1:2600
 package main
 
 import (
@@ -22,7 +24,7 @@ func main() {
 	smartHost := flag.String("smart-host", "127.0.0.1:2600", "where the connector delivers (smtp-sink)")
 	flag.Parse()
 	if err := run(*domain, *smartHost); err != nil {
-		fmt.Fprintln(os.Stderr, "benchsetup:", err)
+		fmt.Fprintln(os.Stderr, "fgbench-setup:", err)
 		os.Exit(1)
 	}
 }
@@ -41,7 +43,7 @@ func run(domain, smartHost string) error {
 	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
-	actor := store.System("benchsetup")
+	actor := store.System("fgbench-setup")
 	if _, err := st.CreateAcceptedDomain(ctx, actor, domain, connector.Authoritative); err != nil {
 		return err
 	}
