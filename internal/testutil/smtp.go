@@ -91,11 +91,3 @@ func (c *RawSMTP) StartTLS(cfg *tls.Config) {
 	c.Conn = tc
 	c.r = bufio.NewReader(tc)
 }
-
-// Expect checks a reply's code and that its text contains want.
-func Expect(t testing.TB, what string, code int, text string, wantCode int, want string) {
-	t.Helper()
-	if code != wantCode || !strings.Contains(text, want) {
-		t.Fatalf("%s: got %d %q, want %d containing %q", what, code, text, wantCode, want)
-	}
-}
