@@ -108,9 +108,11 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	client := &delivery.Client{Hostname: cfg.Hostname, Roots: outboundRoots, Resolver: &delivery.Resolver{Server: cfg.DNSServer}}
 	defer client.Close()
-	workers := queue.NewWorkers(st, live, client, writer, queue.WorkerConfig{
-		Hostname: cfg.Hostname, RetrySchedule: cfg.RetrySchedule, Concurrency: cfg.DeliveryConcurrency, Lease: cfg.DeliveryLease,
+	workers := queue.NewWorkers(st, live, client, queue.WorkerConfig{
+		Hostname: cfg.Hostname, RetrySchedule: cfg.RetrySchedule, Lifetime: cfg.QueueLifetime,
+		Concurrency: cfg.DeliveryConcurrency, Lease: cfg.DeliveryLease,
 	}, log.With("component", "delivery"))
+	writer.HandOverTo(workers) // what this process accepts, it delivers from memory while it has free slots
 	workersCtx, stopWorkers := context.WithCancel(context.Background())
 	workersDone := make(chan struct{})
 	go func() { workers.Run(workersCtx, 20*time.Second); close(workersDone) }()
@@ -189,11 +191,6 @@ type HTTPDeps struct {
 	Metrics    prometheus.Gatherer
 	Log        *slog.Logger
 	Validation *validation.Service // nil: validation is unavailable
-}
-
-// Handler is flowgate's whole HTTP surface, without validation.
-func Handler(st *store.Store, live *liveconfig.Config, resolver *delivery.Resolver, metrics prometheus.Gatherer, log *slog.Logger) http.Handler {
-	return NewHandler(HTTPDeps{Store: st, Live: live, Resolver: resolver, Metrics: metrics, Log: log})
 }
 
 // NewHandler is flowgate's whole HTTP surface: health, API, metrics and

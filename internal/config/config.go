@@ -45,6 +45,50 @@ type Config struct {
 	PprofAddr string // net/http/pprof listener; empty: off
 }
 
+// Defaults, written once. The settings below take theirs from here, and
+// the relay and the queue fill a zero value in their own configuration
+// (tests leave most of it zero) from here too.
+const (
+	DefaultQueueLifetime       = 48 * time.Hour
+	DefaultMaxMessageSize      = 36700160 // 35 MiB, Exchange Online's limit
+	DefaultMaxRecipients       = 500
+	DefaultMaxConnections      = 1000
+	DefaultMaxConnectionsPerIP = 50
+	DefaultDeliveryConcurrency = 32
+	DefaultDeliveryLease       = 5 * time.Minute
+
+	// Relay limits that are not settings.
+	DefaultCommandTimeout = 5 * time.Minute  // idle time allowed between commands (RFC 5321 4.5.3.2)
+	DefaultDataTimeout    = 10 * time.Minute // idle time allowed while reading DATA
+	DefaultMaxLineLength  = 64 << 10         // bytes in a line, without CRLF
+	DefaultMaxHops        = 50               // Received: fields before a loop is declared
+)
+
+// DefaultRetrySchedule is the delay before each retry; the last repeats.
+func DefaultRetrySchedule() []time.Duration {
+	return []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour}
+}
+
+// durationText writes a duration as an admin types it: 48h, 5m, 1m30s.
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+func scheduleText(sched []time.Duration) string {
+	parts := make([]string, len(sched))
+	for i, d := range sched {
+		parts[i] = durationText(d)
+	}
+	return strings.Join(parts, ",")
+}
+
 // setting is one configuration entry: its flag, its variable, its default.
 type setting struct {
 	flag, env, def, usage string
@@ -64,17 +108,17 @@ func settings() []setting {
 		{"client-ca", "FLOWGATE_CLIENT_CA", "", "PEM bundle of CAs trusted for client certificates, besides the system roots", nil},
 		{"outbound-ca", "FLOWGATE_OUTBOUND_CA", "", "PEM bundle of CAs trusted for smart host / MX certificates, besides the system roots", nil},
 		{"dns-server", "FLOWGATE_DNS_SERVER", "", "host:port of the DNS server for MX lookups (default: system resolver)", nil},
-		{"retry-schedule", "FLOWGATE_RETRY_SCHEDULE", "1m,5m,15m,30m,1h", "comma list of retry delays; the last one repeats", nil},
-		{"queue-lifetime", "FLOWGATE_QUEUE_LIFETIME", "48h", "how long a message may stay queued before it bounces", nil},
+		{"retry-schedule", "FLOWGATE_RETRY_SCHEDULE", scheduleText(DefaultRetrySchedule()), "comma list of retry delays; the last one repeats", nil},
+		{"queue-lifetime", "FLOWGATE_QUEUE_LIFETIME", durationText(DefaultQueueLifetime), "how long a message may stay queued before it bounces", nil},
 		{"trace-retention", "FLOWGATE_TRACE_RETENTION", "90d", "how long the trace of a delivered, bounced or rejected message is kept after it was received (e.g. 90d, 720h); at least the queue lifetime", nil},
-		{"max-message-size", "FLOWGATE_MAX_MESSAGE_SIZE", "36700160", "largest message accepted, in bytes", nil},
+		{"max-message-size", "FLOWGATE_MAX_MESSAGE_SIZE", strconv.Itoa(DefaultMaxMessageSize), "largest message accepted, in bytes", nil},
 		{"admin-email", "FLOWGATE_ADMIN_EMAIL", "", "create this admin on start when no user exists", nil},
 		{"admin-password", "FLOWGATE_ADMIN_PASSWORD", "", "password for -admin-email", nil},
-		{"smtp-max-connections", "FLOWGATE_SMTP_MAX_CONNECTIONS", "1000", "relay connections at once, in total", nil},
-		{"smtp-max-connections-per-ip", "FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", "50", "relay connections at once from one client IP", nil},
-		{"smtp-max-recipients", "FLOWGATE_SMTP_MAX_RECIPIENTS", "500", "recipients per message", nil},
-		{"delivery-concurrency", "FLOWGATE_DELIVERY_CONCURRENCY", "32", "messages this process delivers at once", nil},
-		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", "5m", "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
+		{"smtp-max-connections", "FLOWGATE_SMTP_MAX_CONNECTIONS", strconv.Itoa(DefaultMaxConnections), "relay connections at once, in total", nil},
+		{"smtp-max-connections-per-ip", "FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", strconv.Itoa(DefaultMaxConnectionsPerIP), "relay connections at once from one client IP", nil},
+		{"smtp-max-recipients", "FLOWGATE_SMTP_MAX_RECIPIENTS", strconv.Itoa(DefaultMaxRecipients), "recipients per message", nil},
+		{"delivery-concurrency", "FLOWGATE_DELIVERY_CONCURRENCY", strconv.Itoa(DefaultDeliveryConcurrency), "messages this process delivers at once", nil},
+		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", durationText(DefaultDeliveryLease), "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
 		{"pprof-addr", "FLOWGATE_PPROF_ADDR", "", "listen address for Go's net/http/pprof profiling endpoints (e.g. 127.0.0.1:6060); empty: off", nil},
 	}
 }

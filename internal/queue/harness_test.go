@@ -56,7 +56,8 @@ func newPipeline(t testing.TB, e testutil.Engine, o pipelineOpts) *pipeline {
 		o.retry = []time.Duration{100 * time.Millisecond}
 	}
 	client := &delivery.Client{Hostname: "gw.flowgate.test", Roots: p.ca.Pool(), Resolver: &delivery.Resolver{Server: p.dns.Addr}, DialTimeout: 2 * time.Second, Port: o.mxPort}
-	wk := queue.NewWorkers(p.st, p.live, client, w, queue.WorkerConfig{Hostname: "gw.flowgate.test", RetrySchedule: o.retry, Poll: 100 * time.Millisecond, Concurrency: o.concurrency}, log)
+	wk := queue.NewWorkers(p.st, p.live, client, queue.WorkerConfig{Hostname: "gw.flowgate.test", RetrySchedule: o.retry, Lifetime: o.lifetime, Poll: 100 * time.Millisecond, Concurrency: o.concurrency}, log)
+	w.HandOverTo(wk)
 	p.wk = wk
 	wctx, wcancel := context.WithCancel(context.Background())
 	wdone := make(chan struct{})

@@ -193,6 +193,31 @@ func TestLifetimeExpirySendsOneDSN(t *testing.T) {
 	}
 }
 
+// A DSN is queued for FLOWGATE_QUEUE_LIFETIME like any other message.
+func TestDSNFollowsQueueLifetime(t *testing.T) {
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			const lifetime = 3 * time.Hour
+			p, s := newSinkPipeline(t, e, pipelineOpts{lifetime: lifetime})
+			s.RejectRcpt("nobody@contoso.com", 550, [3]int{5, 1, 1}, "no such user")
+			bounces := dsnSink(t, p)
+			uid := p.submit("alice@sender.test", []string{"nobody@contoso.com"}, "doomed")
+			p.waitStatus(uid, "nobody@contoso.com", "bounced", 5*time.Second)
+			bounces.Wait(t, 1, 10*time.Second)
+			var got []struct{ ReceivedAt, ExpiresAt int64 }
+			if err := p.st.DB().Raw(`SELECT received_at, expires_at FROM messages WHERE sender = ''`).Scan(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d DSNs queued, want 1", len(got))
+			}
+			if d := time.Duration(got[0].ExpiresAt-got[0].ReceivedAt) * time.Microsecond; d != lifetime {
+				t.Fatalf("the DSN expires %s after it was queued, want the queue lifetime %s", d, lifetime)
+			}
+		})
+	}
+}
+
 // A DSN that cannot be delivered is not answered with another DSN.
 func TestBounceNeverBounces(t *testing.T) {
 	for _, e := range testutil.Engines {

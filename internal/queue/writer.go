@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -48,7 +46,7 @@ type lease struct {
 // Writer commits messages to the queue in groups. It is safe for
 // concurrent use.
 type Writer struct {
-	st   *store.Store
+	sql  dialect
 	log  *slog.Logger
 	reqs chan request
 	wg   sync.WaitGroup
@@ -57,8 +55,10 @@ type Writer struct {
 	closed    chan struct{}
 	mu        sync.RWMutex // held for reading while sending on reqs
 
-	onCommit atomic.Pointer[func()]  // wakes the delivery workers
-	local    atomic.Pointer[Workers] // delivers what this process accepts, while it has capacity
+	// local delivers what this process accepts, while it has free
+	// delivery slots, and is woken for what it leaves to the queue (see
+	// HandOverTo); nil: every message waits in the queue for a claim.
+	local atomic.Pointer[Workers]
 
 	pending       atomic.Int64 // handed over, not yet committed or failed
 	droppedTraces atomic.Int64
@@ -68,7 +68,7 @@ type Writer struct {
 
 // NewWriter starts a Writer with committers group-committing to st.
 func NewWriter(st *store.Store, log *slog.Logger) *Writer {
-	w := &Writer{st: st, log: log, reqs: make(chan request, traceBacklog), closed: make(chan struct{})}
+	w := &Writer{sql: dialectFor(st), log: log, reqs: make(chan request, traceBacklog), closed: make(chan struct{})}
 	// One committer on both engines. Several committers on PostgreSQL (to
 	// overlap one commit's fsync with the next batch's inserts) split the
 	// waiting messages into smaller transactions and measured slower on
@@ -193,8 +193,8 @@ func (w *Writer) run() {
 				wk.handOver(r, errs[i] == nil, ls)
 			}
 		}
-		if f := w.onCommit.Load(); unleased && f != nil {
-			(*f)()
+		if unleased && wk != nil {
+			wk.Wake()
 		}
 		w.pending.Add(-int64(len(batch)))
 	}
@@ -226,11 +226,7 @@ func (w *Writer) commit(batch []request, ls *lease) error {
 	var err error
 	for attempt := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if w.st.Dialect() == store.Postgres {
-			err = insertBatchPostgres(ctx, w.st, batch, ls) // one statement, one round trip
-		} else {
-			err = w.st.Transact(ctx, func(tx *gorm.DB) error { return insertBatch(tx, batch, ls) })
-		}
+		err = w.sql.accept(ctx, batch, ls)
 		cancel()
 		if err == nil {
 			w.batches.Add(1)
@@ -240,66 +236,6 @@ func (w *Writer) commit(batch []request, ls *lease) error {
 		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
 	return fmt.Errorf("commit %d messages: %w", len(batch), err)
-}
-
-// insertBatch inserts a batch with gorm (SQLite; on PostgreSQL only the
-// tests' reference) and fills in the ids of the requests.
-func insertBatch(tx *gorm.DB, batch []request, ls *lease) error {
-	now := Micros(time.Now())
-	for _, r := range batch {
-		r.m.clean()
-	}
-	rows := make([]messageRow, len(batch))
-	for i := range batch {
-		rows[i] = batch[i].row(now, ls)
-	}
-	if err := tx.Create(&rows).Error; err != nil {
-		return fmt.Errorf("insert messages: %w", err)
-	}
-	var bodies []bodyRow
-	var rcpts []recipientRow
-	var events []eventRow
-	for i, r := range batch {
-		id := rows[i].ID
-		if r.m.Body != nil {
-			bodies = append(bodies, bodyRow{MessageID: id, Data: r.m.Body})
-		}
-		for _, rc := range r.m.Recipients {
-			rcpts = append(rcpts, recipientRow{MessageID: id, Address: rc.Address, Status: rc.Status, ConnectorID: rc.ConnectorID,
-				Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply, UpdatedAt: now})
-		}
-		for _, e := range r.m.Events {
-			events = append(events, eventRow{MessageID: id, At: Micros(e.At), Type: e.Type, Detail: e.Detail})
-		}
-	}
-	if len(bodies) > 0 {
-		if err := tx.CreateInBatches(&bodies, 64).Error; err != nil {
-			return fmt.Errorf("insert bodies: %w", err)
-		}
-	}
-	if len(rcpts) > 0 {
-		if err := tx.CreateInBatches(&rcpts, 500).Error; err != nil {
-			return fmt.Errorf("insert recipients: %w", err)
-		}
-	}
-	if len(events) > 0 {
-		if err := tx.CreateInBatches(&events, 500).Error; err != nil {
-			return fmt.Errorf("insert events: %w", err)
-		}
-	}
-	k := 0
-	for i := range batch {
-		r := &batch[i]
-		r.id, r.rcptIDs = rows[i].ID, make([]int64, len(r.m.Recipients))
-		for j := range r.rcptIDs {
-			if rcpts[k].ID == 0 {
-				return fmt.Errorf("insert recipients: no id returned")
-			}
-			r.rcptIDs[j] = rcpts[k].ID
-			k++
-		}
-	}
-	return nil
 }
 
 // row is the messages row of a request as inserted.
@@ -325,17 +261,4 @@ func (r *request) row(now int64, ls *lease) messageRow {
 		row.LeaseOwner, row.LeaseUntil = &owner, &until
 	}
 	return row
-}
-
-// job is the delivery job of a committed request: what a claim would have
-// loaded from the database.
-func (r *request) job(ls *lease) *job {
-	j := &job{msg: r.row(Micros(time.Now()), ls), body: r.m.Body}
-	j.msg.ID = r.id
-	j.rcpts = make([]*recipientRow, len(r.m.Recipients))
-	for i, rc := range r.m.Recipients {
-		j.rcpts[i] = &recipientRow{ID: r.rcptIDs[i], MessageID: r.id, Address: rc.Address, Status: rc.Status,
-			ConnectorID: rc.ConnectorID, Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply}
-	}
-	return j
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/queue"
 )
@@ -43,33 +44,27 @@ type Config struct {
 
 // Defaults fills the zero limits with flowgate's defaults.
 func (c *Config) Defaults() {
+	fill := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fillDuration := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
 	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = 36700160
+		c.MaxMessageBytes = config.DefaultMaxMessageSize
 	}
-	if c.MaxRecipients == 0 {
-		c.MaxRecipients = 500
-	}
-	if c.MaxConnections == 0 {
-		c.MaxConnections = 1000
-	}
-	if c.MaxConnectionsPerIP == 0 {
-		c.MaxConnectionsPerIP = 50
-	}
-	if c.CommandTimeout == 0 {
-		c.CommandTimeout = 5 * time.Minute
-	}
-	if c.DataTimeout == 0 {
-		c.DataTimeout = 10 * time.Minute
-	}
-	if c.MaxLineLength == 0 {
-		c.MaxLineLength = 64 << 10
-	}
-	if c.MaxHops == 0 {
-		c.MaxHops = 50
-	}
-	if c.QueueLifetime == 0 {
-		c.QueueLifetime = 48 * time.Hour
-	}
+	fill(&c.MaxRecipients, config.DefaultMaxRecipients)
+	fill(&c.MaxConnections, config.DefaultMaxConnections)
+	fill(&c.MaxConnectionsPerIP, config.DefaultMaxConnectionsPerIP)
+	fill(&c.MaxLineLength, config.DefaultMaxLineLength)
+	fill(&c.MaxHops, config.DefaultMaxHops)
+	fillDuration(&c.CommandTimeout, config.DefaultCommandTimeout)
+	fillDuration(&c.DataTimeout, config.DefaultDataTimeout)
+	fillDuration(&c.QueueLifetime, config.DefaultQueueLifetime)
 }
 
 // Relay is the receiving SMTP server.

@@ -13,10 +13,10 @@ import (
 
 // AcceptedDomain is a domain the organization receives mail for.
 type AcceptedDomain struct {
-	ID         int64              `gorm:"primaryKey" json:"id"`
-	Domain     string             `json:"domain"`
+	ID         int64                `gorm:"primaryKey" json:"id"`
+	Domain     string               `json:"domain"`
 	DomainType connector.DomainType `json:"domain_type"`
-	CreatedAt  time.Time          `json:"created_at"`
+	CreatedAt  time.Time            `json:"created_at"`
 }
 
 func (AcceptedDomain) TableName() string { return "accepted_domains" }

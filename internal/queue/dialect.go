@@ -1,0 +1,32 @@
+package queue
+
+import (
+	"context"
+
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// dialect is one database engine's queue SQL. It is chosen once, when a
+// Writer or Workers is built (dialectFor), so that no function branches
+// on the engine. Statements that are the same on both engines (loading a
+// claimed message, renewing leases) live with their callers.
+type dialect interface {
+	// accept commits a batch of new messages in one transaction, the
+	// messages a process delivers itself leased to ls (nil: none), and
+	// fills in the requests' ids.
+	accept(ctx context.Context, batch []request, ls *lease) error
+	// claim leases up to n due messages (queued or deferred, next attempt
+	// reached, no lease or an expired one) to owner until `until` and
+	// returns their rows; now and until are Unix microseconds.
+	claim(ctx context.Context, owner string, now, until int64, n int) ([]messageRow, error)
+	// record commits a batch of delivery outcomes in one transaction,
+	// with the DSNs they queue, and releases the messages' leases.
+	record(ctx context.Context, batch []*outcome) error
+}
+
+func dialectFor(st *store.Store) dialect {
+	if st.Dialect() == store.Postgres {
+		return postgresQueue{st}
+	}
+	return sqliteQueue{st}
+}

@@ -1,0 +1,117 @@
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// job is one claimed message with everything needed to deliver it.
+type job struct {
+	msg   messageRow
+	rcpts []*recipientRow // every recipient; pending ones are queued or deferred
+	body  []byte
+}
+
+// outcome is the record of one delivery pass, committed in groups.
+type outcome struct {
+	msg        *messageRow
+	rcpts      []*recipientRow // the recipients this pass handled
+	events     []eventRow
+	status     Status
+	next       *int64
+	dsn        *Message
+	deleteBody bool
+}
+
+// NextRetry is the delay before the retry that follows `attempts` failed
+// attempts (attempts ≥ 1): the schedule's entry, the last one repeating.
+func NextRetry(schedule []time.Duration, attempts int) time.Duration {
+	i := attempts - 1
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(schedule) {
+		i = len(schedule) - 1
+	}
+	return schedule[i]
+}
+
+// outcomeOf decides what a delivery pass means: which recipients bounced
+// (a 5xx, or the queue lifetime ran out), whether the message is finished,
+// when to retry, and the DSN for newly bounced recipients.
+func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounced bool, body []byte, events []eventRow) *outcome {
+	now := time.Now()
+	expired := msg.ExpiresAt != nil && Micros(now) >= *msg.ExpiresAt
+	var failures []Failure
+	pending := 0
+	bounced := priorBounced
+	for _, rc := range rcpts {
+		if rc.Status == Deferred && expired {
+			rc.Status = Bounced
+			rc.LastReply = "queue lifetime expired; last reply: " + rc.LastReply
+			failures = append(failures, Failure{Recipient: rc.Address, Status: statusOf(rc.LastReply, true), Diagnosis: rc.LastReply})
+			bounced = true
+			continue
+		}
+		switch rc.Status {
+		case Bounced:
+			failures = append(failures, Failure{Recipient: rc.Address, Status: statusOf(rc.LastReply, false), Diagnosis: rc.LastReply})
+			bounced = true
+		case Deferred, Queued:
+			pending++
+		}
+	}
+	o := &outcome{msg: msg, rcpts: rcpts, events: events}
+	if pending > 0 {
+		o.status = Deferred
+		n := Micros(now.Add(NextRetry(wk.cfg.RetrySchedule, msg.Attempts+1)))
+		o.next = &n
+	} else {
+		o.status, o.deleteBody = finalStatus(bounced), true
+	}
+	ev := func(typ, detail string) {
+		o.events = append(o.events, eventRow{MessageID: msg.ID, At: Micros(now), Type: typ, Detail: detail})
+	}
+	if len(failures) > 0 {
+		ev("bounced", fmt.Sprintf("%d recipient(s) failed permanently", len(failures)))
+		if msg.Sender != "" {
+			o.dsn = wk.dsnFor(msg, body, failures, now)
+			ev("dsn", "delivery status notification "+o.dsn.UID+" queued to "+msg.Sender)
+		} else {
+			ev("dsn", "no DSN: the message has the null sender (a bounce never bounces)")
+		}
+	}
+	if o.status != Deferred {
+		ev(string(o.status), "final")
+	}
+	return o
+}
+
+// dsnFor builds the bounce message for failures, addressed to the sender
+// and routed like any other message.
+func (wk *Workers) dsnFor(msg *messageRow, body []byte, failures []Failure, now time.Time) *Message {
+	uid := newMessageUID()
+	data := BuildDSN(wk.cfg.Hostname, msg.UID, FromMicros(msg.ReceivedAt), msg.Sender, body, failures, now)
+	domain := msg.Sender[strings.LastIndexByte(msg.Sender, '@')+1:]
+	route := wk.live.Index().Route(domain)
+	rc := Recipient{Address: msg.Sender, Status: Queued, RouteReason: route.Reason}
+	if route.Connector != nil {
+		cid := route.Connector.ID
+		rc.ConnectorID, rc.Connector = &cid, route.Connector.Name
+	}
+	return &Message{
+		UID: uid, ReceivedAt: now, Status: Queued, ClientIP: "local", Helo: wk.cfg.Hostname, Sender: "",
+		MessageIDHeader: "<dsn-" + msg.UID + "@" + wk.cfg.Hostname + ">", Attribution: "delivery status notification for " + msg.UID,
+		Reply: "generated", ExpiresAt: now.Add(wk.cfg.Lifetime), Recipients: []Recipient{rc}, Body: data,
+		Events: []Event{{At: now, Type: "received", Detail: fmt.Sprintf("DSN for %s: %d failed recipient(s)", msg.UID, len(failures))}},
+	}
+}
+
+func newMessageUID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return "d" + strings.ToLower(hex.EncodeToString(b[:]))[:19]
+}
