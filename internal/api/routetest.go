@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/relay"
 	"github.com/flowgate/flowgate/internal/routing"
 )
@@ -106,24 +107,24 @@ func (s *Server) routeTest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// describeRoute fills in where an accepted recipient's mail would go, as
+// delivery decides it (delivery.TargetFor): the next hops and the TLS
+// policy, or the deferral.
 func (s *Server) describeRoute(ctx context.Context, d relay.RecipientDecision, out *routeTestRoute) {
-	switch d.Route.Kind {
-	case routing.Defer:
+	t, ok := delivery.TargetFor(d.Route, d.Domain)
+	if !ok {
 		out.Reply = "451 4.4.0 deferred: no route"
 		return
-	case routing.ViaMX:
-		out.TLSSettings = string(connector.TLSOpportunistic)
-		out.NextHops = s.mxHops(ctx, d.Domain)
-		return
 	}
-	c := d.Route.Connector
-	out.Connector, out.TLSSettings = c.Name, string(c.Spec.TLSSettings)
-	if c.Spec.UseMXRecord {
-		out.NextHops = s.mxHops(ctx, d.Domain)
-		return
+	if c := d.Route.Connector; c != nil {
+		out.Connector = c.Name
 	}
-	for _, h := range c.Parsed().SmartHosts {
+	out.TLSSettings = string(t.TLS)
+	for _, h := range t.Hosts {
 		out.NextHops = append(out.NextHops, h.String())
+	}
+	if t.MXDomain != "" {
+		out.NextHops = s.mxHops(ctx, t.MXDomain)
 	}
 }
 
@@ -134,13 +135,13 @@ func (s *Server) mxHops(ctx context.Context, domain string) []string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	mxs, err := s.resolver.LookupMX(ctx, domain)
+	hosts, err := s.resolver.MXHosts(ctx, domain, 0)
 	if err != nil {
 		return []string{fmt.Sprintf("MX of %s (lookup failed: %v)", domain, err)}
 	}
-	out := make([]string, len(mxs))
-	for i, m := range mxs {
-		out[i] = fmt.Sprintf("%s (preference %d)", m.Host, m.Pref)
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
+		out[i] = h.String()
 	}
 	return out
 }

@@ -41,6 +41,10 @@ const (
 	TLSDomainValidation      TLSSettings = "domain_validation"
 )
 
+// RequiresTLS reports whether mail under this setting must go over TLS:
+// every setting but opportunistic (the default, also when empty).
+func (s TLSSettings) RequiresTLS() bool { return s != "" && s != TLSOpportunistic }
+
 // Limits on sizes an admin can enter.
 const (
 	MaxNameLen    = 64

@@ -27,24 +27,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/smtpreply"
 )
-
-// Host is one candidate next hop.
-type Host struct {
-	Name string     // host name or IP text, for the trace and TLS
-	IP   netip.Addr // set when the host was given as an address
-	Port int
-}
-
-// Target is where a group of recipients goes and how.
-type Target struct {
-	Via       string // "connector \"X\"" or "MX of example.com", for the trace
-	Hosts     []Host // smart hosts in order; empty with MXDomain set
-	MXDomain  string // resolve these MX hosts when Hosts is empty
-	TLS       connector.TLSSettings
-	TLSDomain *connector.DomainPattern
-}
 
 // Attempt is one connection attempt to one host.
 type Attempt struct {
@@ -60,12 +44,12 @@ type Attempt struct {
 	OK         bool
 }
 
-// RcptResult is the outcome for one recipient.
+// RcptResult is the outcome for one recipient: delivered, or not with
+// the reply that says why (a 5xx bounces it, anything else defers it).
 type RcptResult struct {
 	Address   string
 	Delivered bool
-	Permanent bool // a 5xx or an unfixable error: bounce, do not retry
-	Reply     string
+	Reply     smtpreply.Reply
 }
 
 // Result is the outcome of one delivery.
@@ -117,30 +101,26 @@ func (c *Client) port() int {
 // final for this attempt.
 func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []string, body []byte) Result {
 	var res Result
-	fail := func(permanent bool, reply string) Result {
+	fail := func(reply smtpreply.Reply) Result {
 		res.Rcpts = res.Rcpts[:0]
 		for _, r := range rcpts {
-			res.Rcpts = append(res.Rcpts, RcptResult{Address: r, Permanent: permanent, Reply: reply})
+			res.Rcpts = append(res.Rcpts, RcptResult{Address: r, Reply: reply})
 		}
 		return res
 	}
 	hosts := t.Hosts
 	if len(hosts) == 0 {
-		mxs, err := c.Resolver.LookupMX(ctx, t.MXDomain)
+		var err error
+		hosts, err = c.Resolver.MXHosts(ctx, t.MXDomain, c.port())
 		if err != nil {
 			var de *DNSError
-			perm := errors.As(err, &de) && de.Permanent
-			code := "451 4.4.3"
-			if perm {
-				code = "550 5.1.2"
+			if errors.As(err, &de) && de.Permanent {
+				return fail(smtpreply.Reply{Code: 550, Enhanced: [3]int{5, 1, 2}, Text: err.Error()})
 			}
-			return fail(perm, fmt.Sprintf("%s %v", code, err))
-		}
-		for _, m := range mxs {
-			hosts = append(hosts, Host{Name: m.Host, Port: c.port()})
+			return fail(smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: err.Error()})
 		}
 	}
-	lastReply := "451 4.4.1 no host could be reached"
+	lastReply := smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: "no host could be reached"}
 	for _, h := range hosts {
 		addrs := []netip.Addr{h.IP}
 		if !h.IP.IsValid() {
@@ -148,7 +128,7 @@ func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []str
 			addrs, err = c.Resolver.LookupAddrs(ctx, h.Name)
 			if err != nil {
 				res.Attempts = append(res.Attempts, Attempt{Host: h.Name, Start: time.Now(), Reply: err.Error()})
-				lastReply = "451 4.4.3 " + err.Error()
+				lastReply = smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: err.Error()}
 				continue
 			}
 		}
@@ -161,7 +141,7 @@ func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []str
 			att := Attempt{Host: h.Name, Addr: addr, Start: time.Now()}
 			out, done, reply := c.attempt(ctx, t, h.Name, addr, &att, from, rcpts, body)
 			att.Duration = time.Since(att.Start)
-			att.Reply = reply
+			att.Reply = reply.String()
 			att.OK = done
 			res.Attempts = append(res.Attempts, att)
 			if done {
@@ -170,16 +150,16 @@ func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []str
 			}
 			lastReply = reply
 			if ctx.Err() != nil {
-				return fail(false, "451 4.4.2 delivery interrupted: "+ctx.Err().Error())
+				return fail(smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}, Text: "delivery interrupted: " + ctx.Err().Error()})
 			}
 		}
 	}
-	return fail(false, lastReply)
+	return fail(lastReply)
 }
 
 // attempt runs one transaction on one address. done is false when the
 // next host should be tried; reply then says why.
-func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *Attempt, from string, rcpts []string, body []byte) ([]RcptResult, bool, string) {
+func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *Attempt, from string, rcpts []string, body []byte) ([]RcptResult, bool, smtpreply.Reply) {
 	key := fmt.Sprintf("%s|%s|%s|%v", addr, host, t.TLS, t.TLSDomain)
 	s, reused := c.takeIdle(key), true
 	if s == nil {
@@ -214,7 +194,7 @@ func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *
 
 // transact runs MAIL, RCPT…, DATA. healthy says whether the session can be
 // reused.
-func (c *Client) transact(s *session, from string, rcpts []string, body []byte) (out []RcptResult, done bool, reply string, healthy bool) {
+func (c *Client) transact(s *session, from string, rcpts []string, body []byte) (out []RcptResult, done bool, reply smtpreply.Reply, healthy bool) {
 	// MAIL, RCPT and DATA go in one write when the server offers
 	// PIPELINING (RFC 2920), one at a time otherwise.
 	env, err := s.c.SendEnvelope(from, &smtp.MailOptions{Size: int64(len(body))}, rcpts)
@@ -222,9 +202,9 @@ func (c *Client) transact(s *session, from string, rcpts []string, body []byte) 
 		return nil, false, errorReply(err), false
 	}
 	if env.Mail != nil {
-		if isPermanent(env.Mail) {
+		if errorReply(env.Mail).Permanent() {
 			for _, r := range rcpts {
-				out = append(out, RcptResult{Address: r, Permanent: true, Reply: errorReply(env.Mail)})
+				out = append(out, RcptResult{Address: r, Reply: errorReply(env.Mail)})
 			}
 			_ = s.c.Reset()
 			return out, true, errorReply(env.Mail), true
@@ -234,18 +214,18 @@ func (c *Client) transact(s *session, from string, rcpts []string, body []byte) 
 	var accepted []string
 	for i, r := range rcpts {
 		if err := env.Rcpt[i]; err != nil {
-			out = append(out, RcptResult{Address: r, Permanent: isPermanent(err), Reply: errorReply(err)})
+			out = append(out, RcptResult{Address: r, Reply: errorReply(err)})
 			continue
 		}
 		accepted = append(accepted, r)
 	}
 	if len(accepted) == 0 {
 		_ = s.c.Reset()
-		return out, true, "no recipient accepted", true
+		return out, true, smtpreply.Reply{Text: "no recipient accepted"}, true
 	}
 	if env.DataErr != nil {
 		for _, r := range accepted {
-			out = append(out, RcptResult{Address: r, Permanent: isPermanent(env.DataErr), Reply: errorReply(env.DataErr)})
+			out = append(out, RcptResult{Address: r, Reply: errorReply(env.DataErr)})
 		}
 		_ = s.c.Reset()
 		return out, true, errorReply(env.DataErr), true
@@ -259,11 +239,11 @@ func (c *Client) transact(s *session, from string, rcpts []string, body []byte) 
 			return nil, false, errorReply(err), false
 		}
 		for _, r := range accepted {
-			out = append(out, RcptResult{Address: r, Permanent: isPermanent(cerr), Reply: errorReply(cerr)})
+			out = append(out, RcptResult{Address: r, Reply: errorReply(cerr)})
 		}
 		return out, true, errorReply(cerr), true
 	}
-	final := "250 " + resp.StatusText
+	final := smtpreply.Reply{Code: 250, Text: resp.StatusText}
 	for _, r := range accepted {
 		out = append(out, RcptResult{Address: r, Delivered: true, Reply: final})
 	}
@@ -275,26 +255,14 @@ func isSMTP(err error) bool {
 	return errors.As(err, &se)
 }
 
-func isPermanent(err error) bool {
-	var se *smtp.SMTPError
-	return errors.As(err, &se) && se.Code >= 500
-}
-
-// errorReply renders an error as the reply text kept in the trace.
-func errorReply(err error) string {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		e := se.EnhancedCode
-		if e == (smtp.EnhancedCode{}) || e == smtp.NoEnhancedCode {
-			return fmt.Sprintf("%d %s", se.Code, se.Message)
-		}
-		return fmt.Sprintf("%d %d.%d.%d %s", se.Code, e[0], e[1], e[2], se.Message)
-	}
+// errorReply is the reply an error of a delivery step stands for: the
+// server's reply, or (Code 0) what went wrong without one.
+func errorReply(err error) smtpreply.Reply {
 	var pe *PolicyError
-	if errors.As(err, &pe) {
-		return "TLS policy: " + pe.Reason
+	if !isSMTP(err) && errors.As(err, &pe) {
+		return smtpreply.Reply{Text: "TLS policy: " + pe.Reason}
 	}
-	return err.Error()
+	return smtpreply.FromError(err)
 }
 
 // open connects and establishes the session under the TLS setting.
@@ -316,7 +284,7 @@ func (c *Client) open(ctx context.Context, t Target, host, addr, key string) (*s
 	if err != nil {
 		conn.Close()
 		var pe *PolicyError
-		if t.TLS != connector.TLSOpportunistic || !errors.As(err, &pe) {
+		if t.TLS.RequiresTLS() || !errors.As(err, &pe) {
 			return nil, err
 		}
 		// Opportunistic TLS whose handshake failed: like Postfix, try once
@@ -361,7 +329,7 @@ func (c *Client) handshake(conn net.Conn, t Target, host, addr string, plain boo
 			offersTLS = true
 		}
 	}
-	required := t.TLS != connector.TLSOpportunistic && t.TLS != ""
+	required := t.TLS.RequiresTLS()
 	s := &session{host: host, addr: addr}
 	if !offersTLS || plain {
 		if required {
@@ -389,7 +357,7 @@ func (c *Client) handshake(conn net.Conn, t Target, host, addr string, plain boo
 	tc := tls.Client(conn, &tls.Config{
 		ServerName:         serverName,
 		InsecureSkipVerify: true, // the policy verifies, in VerifyConnection
-		VerifyConnection:   verifier(t.TLS, t.TLSDomain, c.Roots, host),
+		VerifyConnection:   PolicyCheck(t.TLS, t.TLSDomain, c.Roots, host),
 		MinVersion:         tls.VersionTLS12,
 	})
 	if err := tc.Handshake(); err != nil {
@@ -402,7 +370,7 @@ func (c *Client) handshake(conn net.Conn, t Target, host, addr string, plain boo
 		return nil, &PolicyError{fmt.Sprintf("TLS handshake with %s (%s) failed: %v", host, addr, err)}
 	}
 	st := tc.ConnectionState()
-	s.tlsVer, s.cipher, s.chain = tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), describeChain(st)
+	s.tlsVer, s.cipher, s.chain = tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), DescribeChain(st)
 	return c.finish(s, tc, nil)
 }
 

@@ -57,11 +57,14 @@ func nameMatches(want connector.DomainPattern, name string) bool {
 	return want.Matches(name)
 }
 
-// verifier builds the VerifyConnection check for a TLS setting. The
-// handshake itself never verifies (InsecureSkipVerify), so that the policy
-// — not Go's default hostname check — decides, with a reason an admin can
-// act on.
-func verifier(setting connector.TLSSettings, tlsDomain *connector.DomainPattern, roots *x509.CertPool, host string) func(tls.ConnectionState) error {
+// PolicyCheck is the check delivery applies to a TLS connection under a
+// connector's tls_settings (and tls_domain), for use as
+// tls.Config.VerifyConnection; a failure is a *PolicyError whose reason an
+// admin can act on. The handshake itself never verifies
+// (InsecureSkipVerify), so that the policy — not Go's default hostname
+// check — decides. Validation uses it too, so that it judges a certificate
+// exactly as delivery will.
+func PolicyCheck(setting connector.TLSSettings, tlsDomain *connector.DomainPattern, roots *x509.CertPool, host string) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		if setting == connector.TLSOpportunistic || setting == connector.TLSEncryptionOnly {
 			return nil
@@ -98,7 +101,9 @@ func verifier(setting connector.TLSSettings, tlsDomain *connector.DomainPattern,
 	}
 }
 
-func describeChain(cs tls.ConnectionState) []PeerCert {
+// DescribeChain lists the peer's certificate chain for the trace and a
+// validation transcript.
+func DescribeChain(cs tls.ConnectionState) []PeerCert {
 	var out []PeerCert
 	for _, c := range cs.PeerCertificates {
 		out = append(out, PeerCert{Subject: c.Subject.String(), Issuer: c.Issuer.String(), DNSNames: c.DNSNames, NotAfter: c.NotAfter})

@@ -6,16 +6,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/routing"
+	"github.com/flowgate/flowgate/internal/smtpreply"
 )
 
 // group is the recipients of one message that share a route.
 type group struct {
-	target delivery.Target
-	route  routing.Route
-	rcpts  []*recipientRow
+	target      delivery.Target
+	route       routing.Route
+	deliverable bool // false: the route defers (an accepted domain with no route)
+	rcpts       []*recipientRow
 }
 
 // process delivers one claimed message: route every pending recipient and
@@ -46,7 +47,7 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 		// Should never happen; never report such a message as delivered.
 		wk.log.Error("queued message has no content; its recipients are bounced", "msg_id", msg.UID)
 		for _, rc := range pending {
-			rc.Status, rc.LastReply = Bounced, "554 5.3.0 the message content is missing from the queue"
+			rc.setReply(Bounced, smtpreply.Reply{Code: 554, Enhanced: [3]int{5, 3, 0}, Text: "the message content is missing from the queue"})
 			rc.Attempts++
 		}
 		return wk.outcomeOf(msg, pending, priorBounced, nil, nil)
@@ -59,29 +60,23 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 	groups := map[string]*group{}
 	var order []string
 	for _, rc := range pending {
-		domain := rc.Address[strings.LastIndexByte(rc.Address, '@')+1:]
+		domain := domainOf(rc.Address)
 		route := ix.Route(domain)
-		key, target := targetFor(route, domain)
-		if route.Connector != nil {
-			cid := route.Connector.ID
-			rc.ConnectorID, rc.Connector = &cid, route.Connector.Name
-		} else {
-			rc.ConnectorID, rc.Connector = nil, ""
-		}
-		rc.RouteReason = route.Reason
-		g, ok := groups[key]
+		target, deliverable := delivery.TargetFor(route, domain)
+		rc.ConnectorID, rc.Connector, rc.RouteReason = routeFields(route)
+		g, ok := groups[target.Key]
 		if !ok {
-			g = &group{target: target, route: route}
-			groups[key] = g
-			order = append(order, key)
+			g = &group{target: target, route: route, deliverable: deliverable}
+			groups[target.Key] = g
+			order = append(order, target.Key)
 		}
 		g.rcpts = append(g.rcpts, rc)
 	}
 	for _, key := range order {
 		g := groups[key]
-		if g.route.Kind == routing.Defer {
+		if !g.deliverable {
 			for _, rc := range g.rcpts {
-				rc.Status, rc.LastReply = Deferred, "451 4.4.0 "+g.route.Reason
+				rc.setReply(Deferred, smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: g.route.Reason})
 				rc.Attempts++
 			}
 			event("deferred", "%s: %s", addresses(g.rcpts), g.route.Reason)
@@ -110,14 +105,13 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 		for _, rc := range g.rcpts {
 			r := byAddr[rc.Address]
 			rc.Attempts++
-			rc.LastReply = r.Reply
 			switch {
 			case r.Delivered:
-				rc.Status = Delivered
-			case r.Permanent:
-				rc.Status = Bounced
+				rc.setReply(Delivered, r.Reply)
+			case r.Reply.Permanent():
+				rc.setReply(Bounced, r.Reply)
 			default:
-				rc.Status = Deferred
+				rc.setReply(Deferred, r.Reply)
 			}
 		}
 	}
@@ -139,23 +133,9 @@ func addresses(rs []*recipientRow) string {
 	return strings.Join(parts, ", ")
 }
 
-// targetFor turns a route into a delivery target and a grouping key.
-func targetFor(route routing.Route, domain string) (string, delivery.Target) {
-	switch route.Kind {
-	case routing.ViaConnector:
-		c := route.Connector
-		p := c.Parsed()
-		t := delivery.Target{Via: fmt.Sprintf("connector %q", c.Name), TLS: c.Spec.TLSSettings, TLSDomain: p.TLSDomain}
-		if c.Spec.UseMXRecord {
-			t.MXDomain = domain
-			return fmt.Sprintf("c%d|%s", c.ID, domain), t
-		}
-		for _, h := range p.SmartHosts {
-			t.Hosts = append(t.Hosts, delivery.Host{Name: h.Host, IP: h.IP, Port: h.Port})
-		}
-		return fmt.Sprintf("c%d", c.ID), t
-	case routing.ViaMX:
-		return "mx|" + domain, delivery.Target{Via: "MX of " + domain, MXDomain: domain, TLS: connector.TLSOpportunistic}
-	}
-	return "defer|" + domain, delivery.Target{}
+// setReply records a delivery pass's result for a recipient: its new
+// status and the reply that decided it (kept typed for the DSN, and as
+// text in the trace).
+func (rc *recipientRow) setReply(status Status, r smtpreply.Reply) {
+	rc.Status, rc.reply, rc.LastReply = status, r, r.String()
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"mime/quotedprintable"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -14,26 +13,9 @@ import (
 // Failure is one recipient a DSN reports.
 type Failure struct {
 	Recipient string
-	Status    string // enhanced status code, e.g. 5.1.1
+	Status    string // enhanced status code, e.g. 5.1.1 (4.4.7: the queue lifetime ran out)
 	RemoteMTA string // host that answered, if any
 	Diagnosis string // the reply, e.g. "550 5.1.1 no such user"
-}
-
-var enhancedCode = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
-
-// statusOf extracts the enhanced status code from a reply, defaulting to
-// the class of the reply code.
-func statusOf(reply string, expired bool) string {
-	if expired {
-		return "4.4.7"
-	}
-	if m := enhancedCode.FindString(reply); m != "" {
-		return m
-	}
-	if strings.HasPrefix(reply, "4") {
-		return "4.0.0"
-	}
-	return "5.0.0"
 }
 
 // BuildDSN writes an RFC 3464 delivery status notification

@@ -1,10 +1,7 @@
 package queue
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -52,13 +49,13 @@ func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounce
 		if rc.Status == Deferred && expired {
 			rc.Status = Bounced
 			rc.LastReply = "queue lifetime expired; last reply: " + rc.LastReply
-			failures = append(failures, Failure{Recipient: rc.Address, Status: statusOf(rc.LastReply, true), Diagnosis: rc.LastReply})
+			failures = append(failures, Failure{Recipient: rc.Address, Status: "4.4.7", Diagnosis: rc.LastReply})
 			bounced = true
 			continue
 		}
 		switch rc.Status {
 		case Bounced:
-			failures = append(failures, Failure{Recipient: rc.Address, Status: statusOf(rc.LastReply, false), Diagnosis: rc.LastReply})
+			failures = append(failures, Failure{Recipient: rc.Address, Status: rc.reply.Status(), Diagnosis: rc.LastReply})
 			bounced = true
 		case Deferred, Queued:
 			pending++
@@ -93,25 +90,13 @@ func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounce
 // dsnFor builds the bounce message for failures, addressed to the sender
 // and routed like any other message.
 func (wk *Workers) dsnFor(msg *messageRow, body []byte, failures []Failure, now time.Time) *Message {
-	uid := newMessageUID()
+	uid := NewUID()
 	data := BuildDSN(wk.cfg.Hostname, msg.UID, FromMicros(msg.ReceivedAt), msg.Sender, body, failures, now)
-	domain := msg.Sender[strings.LastIndexByte(msg.Sender, '@')+1:]
-	route := wk.live.Index().Route(domain)
-	rc := Recipient{Address: msg.Sender, Status: Queued, RouteReason: route.Reason}
-	if route.Connector != nil {
-		cid := route.Connector.ID
-		rc.ConnectorID, rc.Connector = &cid, route.Connector.Name
-	}
+	rc := NewRecipient(msg.Sender, wk.live.Index().Route(domainOf(msg.Sender)))
 	return &Message{
 		UID: uid, ReceivedAt: now, Status: Queued, ClientIP: "local", Helo: wk.cfg.Hostname, Sender: "",
 		MessageIDHeader: "<dsn-" + msg.UID + "@" + wk.cfg.Hostname + ">", Attribution: "delivery status notification for " + msg.UID,
 		Reply: "generated", ExpiresAt: now.Add(wk.cfg.Lifetime), Recipients: []Recipient{rc}, Body: data,
 		Events: []Event{{At: now, Type: "received", Detail: fmt.Sprintf("DSN for %s: %d failed recipient(s)", msg.UID, len(failures))}},
 	}
-}
-
-func newMessageUID() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	return "d" + strings.ToLower(hex.EncodeToString(b[:]))[:19]
 }

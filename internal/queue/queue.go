@@ -14,7 +14,12 @@
 package queue
 
 import (
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/routing"
 )
 
 // Status is a message's or recipient's state.
@@ -66,6 +71,36 @@ type Recipient struct {
 	RouteReason string
 	LastReply   string
 }
+
+var uidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewUID is a new message's queue id: 16 random lowercase letters and
+// digits, for the relay's messages and the DSNs the queue writes alike.
+func NewUID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return uidEncoding.EncodeToString(b[:])
+}
+
+// NewRecipient is a queued recipient with its route: the connector that
+// carries it (none for MX delivery or a deferral) and why.
+func NewRecipient(address string, route routing.Route) Recipient {
+	rc := Recipient{Address: address, Status: Queued}
+	rc.ConnectorID, rc.Connector, rc.RouteReason = routeFields(route)
+	return rc
+}
+
+// routeFields are the columns that record a recipient's route.
+func routeFields(route routing.Route) (connectorID *int64, connector, reason string) {
+	if c := route.Connector; c != nil {
+		id := c.ID
+		return &id, c.Name, route.Reason
+	}
+	return nil, "", route.Reason
+}
+
+// domainOf is the domain of an address (everything after the last @).
+func domainOf(address string) string { return address[strings.LastIndexByte(address, '@')+1:] }
 
 // Event is one trace entry.
 type Event struct {

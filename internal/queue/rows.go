@@ -1,5 +1,7 @@
 package queue
 
+import "github.com/flowgate/flowgate/internal/smtpreply"
+
 type messageRow struct {
 	ID                 int64 `gorm:"primaryKey"`
 	UID                string
@@ -46,6 +48,8 @@ type recipientRow struct {
 	Attempts    int
 	LastReply   string
 	UpdatedAt   int64
+
+	reply smtpreply.Reply // this delivery pass's reply, typed (not stored; LastReply is its text)
 }
 
 func (recipientRow) TableName() string { return "message_recipients" }

@@ -87,8 +87,8 @@ func ownLoopback(ip netip.Addr) bool {
 }
 
 var (
-	replyAuthUnsupported = Reply{504, [3]int{5, 5, 4}, "Unrecognized authentication mechanism"}
-	replyAuthFailed      = Reply{535, [3]int{5, 7, 8}, "Authentication credentials invalid"}
+	replyAuthUnsupported = Reply{Code: 504, Enhanced: [3]int{5, 5, 4}, Text: "Unrecognized authentication mechanism"}
+	replyAuthFailed      = Reply{Code: 535, Enhanced: [3]int{5, 7, 8}, Text: "Authentication credentials invalid"}
 )
 
 // AuthMechanisms implements smtp.AuthSession: nothing for anyone but a

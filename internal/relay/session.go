@@ -3,9 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -51,14 +49,6 @@ type transaction struct {
 	refused     int    // recipients refused
 	lastRefusal *Reply // the last recipient refusal, the reply a trace of the abandoned transaction records
 	done        bool
-}
-
-var uidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-func newUID() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	return uidEncoding.EncodeToString(b[:])
 }
 
 func newSession(r *Relay, c *smtp.Conn) *session {
@@ -138,7 +128,7 @@ func (s *session) refuseMessage(reply Reply, typ, detail string) error {
 // connection's facts (and, for a validation probe, the client it acts as).
 func (s *session) begin() *transaction {
 	s.finish()
-	tx := &transaction{uid: newUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
+	tx := &transaction{uid: queue.NewUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
 	s.tx = tx
 	s.event("connect", "%s", s.connectText())
 	if p := s.probe; p != nil {
@@ -174,7 +164,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	tx := s.tx
 	if tx == nil || tx.done {
-		return Reply{503, [3]int{5, 5, 1}, "Send MAIL FROM first"}.Err()
+		return Reply{Code: 503, Enhanced: [3]int{5, 5, 1}, Text: "Send MAIL FROM first"}.Err()
 	}
 	d := DecideRecipient(tx.ix, tx.attribution, s.client, tx.fromDomain, to)
 	if s.probe != nil && s.probe.Observe != nil {
@@ -184,12 +174,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.refuseRecipient(tx, d.Address, d.Reason, d.Refusal)
 		return d.Refusal.Err()
 	}
-	rc := queue.Recipient{Address: d.Address, Status: queue.Queued, RouteReason: d.Route.Reason}
-	if d.Route.Connector != nil {
-		id := d.Route.Connector.ID
-		rc.ConnectorID, rc.Connector = &id, d.Route.Connector.Name
-	}
-	tx.rcpts = append(tx.rcpts, rc)
+	tx.rcpts = append(tx.rcpts, queue.NewRecipient(d.Address, d.Route))
 	s.event("recipient_accepted", "%s: %s; route: %s", d.Address, d.Reason, d.Route.Reason)
 	return nil
 }
@@ -199,7 +184,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 func (s *session) Data(r io.Reader) error {
 	tx := s.tx
 	if tx == nil || tx.done || len(tx.rcpts) == 0 {
-		return Reply{503, [3]int{5, 5, 1}, "No valid recipients"}.Err()
+		return Reply{Code: 503, Enhanced: [3]int{5, 5, 1}, Text: "No valid recipients"}.Err()
 	}
 	body := contentBuffers.Get().(*bytes.Buffer)
 	defer putContentBuffer(body)
@@ -388,7 +373,7 @@ func (s *session) refuseRecipient(tx *transaction, rcpt, reason string, reply *R
 // refused recipient counts like any other refused recipient of the
 // transaction, so such attempts are traced like every other refusal.
 func (s *session) CommandRefused(command, arg string, e *smtp.SMTPError) {
-	reply := Reply{e.Code, [3]int(e.EnhancedCode), e.Message}
+	reply := Reply{Code: e.Code, Enhanced: [3]int(e.EnhancedCode), Text: e.Message}
 	const maxArg = 300 // of the client's text kept in the trace
 	if len(arg) > maxArg {
 		arg = arg[:maxArg] + "…"

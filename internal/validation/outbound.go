@@ -59,17 +59,16 @@ type host struct {
 func (o *Outbound) Validate(ctx context.Context, connectorID int64, name string, revision int, spec *connector.OutboundSpec, sender string, rcpts []string) *store.Validation {
 	r := newRun(ctx)
 	r.logf("validating revision %d of outbound connector %q from %s (%s)", revision, name, o.Hostname, hostnameOrPID())
+	// Where this revision sends mail, and how, as delivery decides it.
+	target := delivery.ConnectorTarget(name, spec, spec.Parse(), "")
 	var hosts []host
 	if spec.UseMXRecord {
 		hosts = o.mxHosts(ctx, r, rcpts)
 	} else {
-		for _, sh := range spec.Parse().SmartHosts {
-			h := host{name: sh.Host, port: sh.Port, rcpts: rcpts}
+		for _, sh := range target.Hosts {
+			h := host{name: sh.Name, ip: sh.IP, port: sh.Port, rcpts: rcpts}
 			if h.port == 0 {
 				h.port = 25
-			}
-			if ip, err := netip.ParseAddr(sh.Host); err == nil {
-				h.ip = ip
 			}
 			hosts = append(hosts, h)
 		}
@@ -77,16 +76,7 @@ func (o *Outbound) Validate(ctx context.Context, connectorID int64, name string,
 	if len(hosts) == 0 && !r.failed {
 		r.fail("routing", time.Now(), "this revision names no host to deliver to")
 	}
-	var tlsDomain *connector.DomainPattern
-	if spec.TLSDomain != "" {
-		if p, err := connector.ParseCertificateName(spec.TLSDomain); err == nil {
-			tlsDomain = &p
-		}
-	}
-	setting := spec.TLSSettings
-	if setting == "" {
-		setting = connector.TLSOpportunistic
-	}
+	setting, tlsDomain := target.TLS, target.TLSDomain
 	for _, h := range hosts {
 		if err := ctx.Err(); err != nil {
 			r.fail("time limit", time.Now(), "the validation was stopped: "+err.Error())
@@ -121,7 +111,7 @@ func (o *Outbound) mxHosts(ctx context.Context, r *run, rcpts []string) []host {
 	for _, d := range domains {
 		began := time.Now()
 		lctx, cancel := context.WithTimeout(ctx, o.timeout())
-		mx, err := o.Resolver.LookupMX(lctx, d)
+		mx, err := o.Resolver.MXHosts(lctx, d, o.mxPort())
 		cancel()
 		step := "MX lookup for " + d
 		if err != nil {
@@ -134,8 +124,8 @@ func (o *Outbound) mxHosts(ctx context.Context, r *run, rcpts []string) []host {
 		}
 		var names []string
 		for _, m := range mx {
-			names = append(names, fmt.Sprintf("%s (preference %d)", m.Host, m.Pref))
-			out = append(out, host{name: m.Host, port: o.mxPort(), rcpts: byDomain[d]})
+			names = append(names, m.String())
+			out = append(out, host{name: m.Name, port: m.Port, rcpts: byDomain[d]})
 		}
 		r.pass(step, began, strings.Join(names, ", "))
 	}
@@ -278,7 +268,7 @@ func (o *Outbound) validateHost(ctx context.Context, r *run, h host, setting con
 	}
 
 	// STARTTLS and the certificate.
-	required := setting != connector.TLSOpportunistic
+	required := setting.RequiresTLS()
 	began = time.Now()
 	if !ext["STARTTLS"] {
 		if required {
