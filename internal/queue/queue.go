@@ -1,16 +1,47 @@
 // Package queue is flowgate's durable message queue and message trace.
 //
-// Implementation summary. The relay hands every accepted message to a
-// Writer, which commits it — envelope, attribution, recipients with their
-// routes, trace events and the body — to the database before Enqueue
-// returns; only then does the relay answer 250. Writes are group-committed:
-// one committer goroutine takes the first waiting
-// message and every other one already waiting (up to a batch limit) and
-// inserts them all in one transaction, so the cost of a commit (an fsync)
-// is shared by every message in the batch and the database is not the
-// bottleneck. Rejected messages are traced through the same path without
-// waiting. All times are stored as Unix microseconds (UTC) so that SQLite
-// and PostgreSQL compare them alike.
+// Accepting. The relay hands every accepted message to a Writer, which
+// commits it — envelope, attribution, recipients with their routes, trace
+// events and the body — before Enqueue returns; only then does the relay
+// answer 250. One committer goroutine group-commits: it takes the first
+// waiting message and every other one already waiting (up to a batch
+// limit) into one transaction, so one commit's fsync is shared by the
+// batch. Rejected messages are traced through the same path without
+// waiting. Times are stored as Unix microseconds (UTC), so that SQLite and
+// PostgreSQL compare them alike. Each engine's SQL sits behind the dialect
+// interface (dialect.go), chosen once in the constructors.
+//
+// Delivering. Workers deliver queued messages; the rules in one place:
+//
+//   - Lease. A process delivers a message only while it holds the
+//     message's lease (lease_owner, lease_until = now + Lease, default
+//     FLOWGATE_DELIVERY_LEASE 5m). It takes leases by claiming due
+//     messages (status queued or deferred, next attempt reached, no lease
+//     or an expired one) in one statement, FOR UPDATE SKIP LOCKED on
+//     PostgreSQL, so processes never wait for or take each other's live
+//     claims. A message this process accepts while it has a free delivery
+//     slot is committed already leased to it and handed over in memory
+//     (handover.go): no claim, no second read of the body.
+//   - Renewal. Every Lease/3 the workers extend the leases of the messages
+//     they are delivering, so a slow delivery keeps its claim; recording an
+//     outcome releases it. At shutdown a process waits for its deliveries
+//     (up to a grace time) and releases every lease it still holds.
+//   - At-least-once. A lease that runs out (the process died, or could not
+//     renew) lets any process claim the message again. An outcome is
+//     recorded only after the delivery, so a process that dies between the
+//     next hop's 250 and the record delivers that message again: at least
+//     once, never zero times. On SQLite, one process serves the database
+//     and releases every lease it finds at start (ReleaseOrphanedLeases).
+//   - Recording. Outcomes are committed in groups (record.go); while the
+//     database is away they are retried with backoff for up to half a
+//     lease, so a restart or failover does not turn into redeliveries.
+//   - Backoff. After n failed attempts (n ≥ 1) the next attempt is
+//     RetrySchedule[min(n, len)-1] later (default 1m, 5m, 15m, 30m, 1h;
+//     the last repeats: NextRetry). A 5xx bounces a recipient at once; a
+//     recipient still deferred when the message's lifetime
+//     (FLOWGATE_QUEUE_LIFETIME, default 48h) has passed bounces with
+//     4.4.7. Bounced recipients get one DSN, queued like any message (for
+//     the queue lifetime) from the null sender; a bounce never bounces.
 package queue
 
 import (
