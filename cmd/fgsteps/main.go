@@ -1,10 +1,10 @@
-// Command smtpsteps measures where one SMTP session's time goes: it sends
+// Command fgsteps measures where one SMTP session's time goes: it sends
 // messages one connection at a time (as smtp-source does at one session)
 // and prints the latency of each step — connect and greeting, EHLO, MAIL,
 // RCPT, DATA, the content up to the final reply (for flowgate: including
 // the durable commit), QUIT — as p50, p90 and mean.
 //
-//	go run ./internal/testutil/smtpsteps -addr 127.0.0.1:2626 -n 2000 -size 2048 -to user@bench.test
+//	go run ./cmd/fgsteps -addr 127.0.0.1:2626 -n 2000 -size 2048 -to user@bench.test
 package main
 
 import (
