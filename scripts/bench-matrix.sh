@@ -9,9 +9,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
-# Counts give flowgate runs of 2–5 s on a 2-core VM (session 6: shorter
-# runs, 1,000 messages of 100 KiB in about a second, measured mostly the
-# start and the end of a run).
+# Counts give flowgate runs of 2–5 s on a 2-core VM (shorter runs,
+# 1,000 messages of 100 KiB in about a second, measured mostly the start
+# and the end of a run).
 cases=("1 2048 3000" "8 2048 6000" "32 2048 8000" "1 102400 1500" "8 102400 3000" "32 102400 3000")
 for _ in $(seq 1 "$rounds"); do
   for c in "${cases[@]}"; do

@@ -250,7 +250,7 @@ func ensureAdmin(ctx context.Context, st *store.Store, cfg *config.Config, log *
 // the relay's command and DATA timeouts already end a session whose client
 // went silent, and Go's default keepalive costs four setsockopt calls on
 // every accepted connection — with one connection per message, a few
-// percent of the relay's system calls (docs/perf.md, change 23).
+// percent of the relay's system calls (docs/perf.md, "Changes tried").
 func listenSMTP(ctx context.Context, addr string) (net.Listener, error) {
 	return (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", addr)
 }

@@ -121,8 +121,8 @@ func serve(ctx context.Context, args []string, env Env) error {
 // plus the messages in flight) while every message allocates a copy of its
 // content, so with Go's default it collected many times a second under
 // load. At 400, flowgate used 10–20% less CPU per message in the end-to-end
-// benchmark, for a peak resident size of ~110 MB instead of ~60 MB at 32
-// sessions of 100 KiB messages (docs/perf.md, change 22). GOGC and
+// benchmark, for a peak resident size of 109 MB instead of 60 MB at 32
+// sessions (docs/perf.md, "Memory and the GC target"). GOGC and
 // GOMEMLIMIT set in the environment are honoured as Go documents them.
 const serveGCPercent = 400
 

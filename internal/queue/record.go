@@ -14,8 +14,8 @@ import (
 // recordGather is how long record waits, after an outcome arrives, for
 // more to record with it. Recording is bookkeeping (the message is already
 // where it is going), and at low concurrency one statement per delivered
-// message was a third of PostgreSQL's CPU; a few milliseconds' wait puts
-// several outcomes in each statement (docs/perf.md, change 20).
+// message was a large share of PostgreSQL's CPU; a few milliseconds' wait
+// puts several outcomes in each statement (docs/perf.md, "Changes tried").
 const recordGather = 5 * time.Millisecond
 
 // record commits outcomes in groups: one transaction (one fsync) for the

@@ -160,11 +160,11 @@ func (s *Store) DB() *gorm.DB { return s.db }
 // prepared. Left to itself, PostgreSQL planned the outcome statement, which
 // takes arrays of ids, afresh at every execution (it judged the plans made
 // for each array cheaper than a generic one): 0.49 ms of planning per
-// execution against 0.07 ms to bind a generic plan (docs/perf.md, change
-// 21). Forced to a generic plan, it plans once — and on a new database,
+// execution against 0.07 ms to bind a generic plan (docs/perf.md,
+// "Changes tried"). Forced to a generic plan, it plans once — and on a new database,
 // while the tables hold a few rows, that plan would seq-scan them and keep
-// doing so as they grow until autovacuum analyses them (change 16: 700
-// scans reading 860,000 rows in a 5,000-message run). With seq scans priced
+// doing so as they grow until autovacuum analyses them (700 scans
+// reading 860,000 rows in a 5,000-message run). With seq scans priced
 // out the plan uses the indexes from the start; a statement with no index
 // to use still runs.
 func (s *Store) BookkeepingDB() *gorm.DB {

@@ -1,7 +1,7 @@
 -- +goose Up
 -- Message bodies are written once on accept and read at most once or twice,
 -- so TOAST compression is on the hot path: lz4 costs a fraction of the CPU
--- of the default pglz (docs/perf.md, change 11). A server built without lz4
+-- of the default pglz (docs/perf.md, "Changes tried"). A server built without lz4
 -- (or older than PostgreSQL 14) keeps the default, with a notice.
 -- +goose StatementBegin
 DO $$

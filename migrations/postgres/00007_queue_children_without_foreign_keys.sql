@@ -5,7 +5,7 @@
 -- message gets a body, a recipient and about four events on accept, more
 -- on delivery: that was over half of the accept statement's work in the
 -- server, and removing it measured 20–30% more messages per second at one
--- session (docs/perf.md, change 19). What the keys guaranteed is kept by
+-- session (docs/perf.md, "Changes tried"). What the keys guaranteed is kept by
 -- construction: children are only ever inserted by the statement that
 -- inserts their message (acceptPostgres) or for a message being delivered,
 -- which is never deleted (outcomesPostgres), and they are deleted together
