@@ -96,7 +96,7 @@ func Validate(v ValidatePage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				for _, s := range v.Steps {
-					var templ_7745c5c3_Var6 = []any{templ.KV("done", s.Number != 7)}
+					var templ_7745c5c3_Var6 = []any{templ.KV("done", s.Number < v.CurrentStep())}
 					templ_7745c5c3_Err = templ.RenderCSSItems(ctx, templ_7745c5c3_Buffer, templ_7745c5c3_Var6...)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
@@ -118,7 +118,7 @@ func Validate(v ValidatePage) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					if s.Number == 7 {
+					if s.Number == v.CurrentStep() {
 						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, " aria-current=\"step\"")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err

@@ -6,6 +6,8 @@ package web
 import (
 	"fmt"
 	"time"
+
+	"github.com/a-h/templ"
 )
 
 // Page is what every page's layout needs.
@@ -153,10 +155,13 @@ func (f WizardForm) Inbound() bool { return f.To == "flowgate" }
 // Partner reports whether the other side is a partner organization.
 func (f WizardForm) Partner() bool { return f.From == "partner" || f.To == "partner" }
 
-// WizardStep names one step of the wizard.
+// WizardStep is one step of the connector wizard as its pages show it.
 type WizardStep struct {
-	Number int
-	Label  string
+	Number int    // in the step's URL
+	Label  string // in the steps bar
+	// View renders the step's fields inside the wizard's form. The
+	// Validate step has a page of its own and no View.
+	View func(WizardPage) templ.Component
 }
 
 // WizardPage is one step of the "+" wizard or the pencil edit.
@@ -179,6 +184,13 @@ type WizardPage struct {
 
 // StepHref is the URL of a step.
 func (w WizardPage) StepHref(n int) string { return fmt.Sprintf("/wizard/%s/%d", w.ID, n) }
+
+// First reports whether the page is the first of Steps, which has no Back.
+func (w WizardPage) First() bool { return len(w.Steps) > 0 && w.Step == w.Steps[0].Number }
+
+// Last reports whether the page is the last of Steps, the review, which
+// has Save instead of Next.
+func (w WizardPage) Last() bool { return len(w.Steps) > 0 && w.Step == w.Steps[len(w.Steps)-1].Number }
 
 // DomainRow is an accepted domain.
 type DomainRow struct {
@@ -320,6 +332,10 @@ type ValidatePage struct {
 	FormError     string
 	Steps         []WizardStep // set when the wizard led here: its steps, with Validate last
 }
+
+// CurrentStep is the number of the wizard step this page is: Validate, the
+// last of Steps. Only for a page the wizard led to, whose Steps are set.
+func (v ValidatePage) CurrentStep() int { return v.Steps[len(v.Steps)-1].Number }
 
 // Action is where the form posts; it keeps the wizard's steps bar.
 func (v ValidatePage) Action() string {

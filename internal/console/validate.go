@@ -41,7 +41,7 @@ func validationView(dir connector.Direction, v *store.Validation) web.Validation
 // Validate, for the page the wizard's Save leads to.
 func wizardStepsWithValidate(spec connector.Spec) []web.WizardStep {
 	f := formFromSpec(spec, true)
-	return append(steps(f), web.WizardStep{Number: 7, Label: "Validate"})
+	return append(pageSteps(steps(f)), validateStep.page())
 }
 
 func (c *Console) validateForm(w http.ResponseWriter, r *http.Request, conn *store.Connector, rcpts, sender string, errs web.Errors, formErr string, status int) {

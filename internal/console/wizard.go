@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -29,59 +27,14 @@ type draft struct {
 	BaseRevision int            `json:"base_revision,omitempty"`
 	EditName     string         `json:"edit_name,omitempty"`
 	EditActive   bool           `json:"edit_active,omitempty"`
-	Reached      int            `json:"reached"`
+	Reached      int            `json:"reached"` // the number of the furthest step reached
 	Updated      time.Time      `json:"updated"`
 }
 
 func (d *draft) editing() bool { return d.ConnectorID != 0 }
 
-// The wizard's steps, numbered as in SPEC section 4 (the inbound wizard has
-// no TLS step 5).
-const (
-	stepScenario = 1
-	stepName     = 2
-	stepIdentify = 3 // inbound: identification; outbound: when to use
-	stepSecurity = 4 // inbound: restrictions; outbound: routing
-	stepTLS      = 5
-	stepReview   = 6
-)
-
-func steps(f web.WizardForm) []web.WizardStep {
-	switch {
-	case f.To == "flowgate":
-		return []web.WizardStep{{Number: 1, Label: "Scenario"}, {Number: 2, Label: "Name"}, {Number: 3, Label: "Identify the sender"}, {Number: 4, Label: "Security restrictions"}, {Number: 6, Label: "Review"}}
-	case f.From == "flowgate":
-		return []web.WizardStep{{Number: 1, Label: "Scenario"}, {Number: 2, Label: "Name"}, {Number: 3, Label: "When to use"}, {Number: 4, Label: "Routing"}, {Number: 5, Label: "TLS"}, {Number: 6, Label: "Review"}}
-	}
-	return []web.WizardStep{{Number: 1, Label: "Scenario"}, {Number: 2, Label: "Name"}, {Number: 3, Label: "Identify or when to use"}, {Number: 4, Label: "Restrictions or routing"}, {Number: 5, Label: "TLS"}, {Number: 6, Label: "Review"}}
-}
-
-func hasStep(f web.WizardForm, n int) bool {
-	for _, s := range steps(f) {
-		if s.Number == n {
-			return true
-		}
-	}
-	return false
-}
-
-// neighbour returns the step after (dir=+1) or before (dir=-1) n.
-func neighbour(f web.WizardForm, n, dir int) int {
-	list := steps(f)
-	for i, s := range list {
-		if s.Number == n {
-			j := i + dir
-			if j < 0 {
-				return list[0].Number
-			}
-			if j >= len(list) {
-				return list[len(list)-1].Number
-			}
-			return list[j].Number
-		}
-	}
-	return stepScenario
-}
+// stepHref is the URL of step n of draft id.
+func stepHref(id string, n int) string { return fmt.Sprintf("/wizard/%s/%d", id, n) }
 
 func newDraftID() string {
 	var b [12]byte
@@ -112,13 +65,13 @@ func (c *Console) addDraft(w http.ResponseWriter, r *http.Request, d *draft) (st
 }
 
 func (c *Console) newWizard(w http.ResponseWriter, r *http.Request) {
-	d := &draft{Reached: stepScenario, Form: web.WizardForm{Enabled: true, IdentifyBy: "domain", Use: "domains", TLSSettings: string(connector.TLSOpportunistic)}}
+	d := &draft{Reached: scenarioStep.number, Form: web.WizardForm{Enabled: true, IdentifyBy: "domain", Use: "domains", TLSSettings: string(connector.TLSOpportunistic)}}
 	id, err := c.addDraft(w, r, d)
 	if err != nil {
 		c.serverError(w, r, err)
 		return
 	}
-	seeOther(w, r, fmt.Sprintf("/wizard/%s/%d", id, stepScenario))
+	seeOther(w, r, stepHref(id, scenarioStep.number))
 }
 
 func (c *Console) editWizard(w http.ResponseWriter, r *http.Request) {
@@ -131,66 +84,62 @@ func (c *Console) editWizard(w http.ResponseWriter, r *http.Request) {
 		ConnectorID: conn.ID, Direction: string(conn.Direction), BaseRevision: conn.Revision,
 		EditName: conn.Name, EditActive: conn.ActiveRevision != nil,
 	}
-	d.Reached = stepReview // every step of an existing connector is filled in
+	d.Reached = reviewStep.number // every step of an existing connector is filled in
 	id, err := c.addDraft(w, r, d)
 	if err != nil {
 		c.serverError(w, r, err)
 		return
 	}
-	seeOther(w, r, fmt.Sprintf("/wizard/%s/%d", id, stepScenario))
+	seeOther(w, r, stepHref(id, scenarioStep.number))
 }
 
-// wizardDraft finds the draft and step of the URL.
-func (c *Console) wizardDraft(w http.ResponseWriter, r *http.Request) (string, *draft, int, bool) {
+// wizardDraft finds the draft of the URL, and its step among the steps of
+// the draft's scenario.
+func (c *Console) wizardDraft(w http.ResponseWriter, r *http.Request) (string, *draft, wizardStep, bool) {
 	id := chi.URLParam(r, "wid")
 	d := sessionFrom(r).data.Drafts[id]
 	if d == nil {
 		c.errorPage(w, r, http.StatusNotFound, "This wizard has expired or was finished already. Start again from the connectors list.")
-		return "", nil, 0, false
+		return "", nil, wizardStep{}, false
 	}
-	step, err := strconv.Atoi(chi.URLParam(r, "step"))
-	if err != nil || !hasStep(d.Form, step) {
+	n, err := strconv.Atoi(chi.URLParam(r, "step"))
+	step, found := stepNumbered(steps(d.Form), n)
+	if err != nil || !found {
 		c.notFound(w, r)
-		return "", nil, 0, false
+		return "", nil, wizardStep{}, false
 	}
 	return id, d, step, true
 }
 
-func (c *Console) wizardStep(w http.ResponseWriter, r *http.Request) {
+// wizardGet shows a step, once the steps before it have been filled in.
+func (c *Console) wizardGet(w http.ResponseWriter, r *http.Request) {
 	id, d, step, ok := c.wizardDraft(w, r)
 	if !ok {
 		return
 	}
-	if step > d.Reached {
+	if step.number > d.Reached {
 		// Steps are filled in order; go to the furthest one reached.
-		seeOther(w, r, fmt.Sprintf("/wizard/%s/%d", id, d.Reached))
+		seeOther(w, r, stepHref(id, d.Reached))
 		return
 	}
 	c.renderStep(w, r, http.StatusOK, id, d, step, nil, "")
 }
 
-func (c *Console) renderStep(w http.ResponseWriter, r *http.Request, status int, id string, d *draft, step int, errs web.Errors, formErr string) {
+// renderStep shows step of draft id, with errs next to their fields and
+// formErr above them.
+func (c *Console) renderStep(w http.ResponseWriter, r *http.Request, status int, id string, d *draft, step wizardStep, errs web.Errors, formErr string) {
 	title := "Add a connector"
 	if d.editing() {
 		title = "Edit " + d.EditName
 	}
 	pg := web.WizardPage{
 		Page: c.page(w, r, title, "connectors"),
-		ID:   id, Step: step, Steps: steps(d.Form), Reached: d.Reached,
+		ID:   id, Step: step.number, Steps: pageSteps(steps(d.Form)), Reached: d.Reached,
 		EditName: d.EditName, EditRev: d.BaseRevision, EditActive: d.EditActive,
 		Form: d.Form, Errors: errs, FormError: formErr,
 	}
-	if step == stepReview {
-		spec := specFromForm(d.Form)
-		all := spec.Normalize()
-		if errs == nil {
-			errs = web.Errors(all)
-		}
-		errs = web.Errors(inWords(errs))
-		pg.Review = describe(spec, d.Form.Enabled)
-		pg.ReviewErrors = reviewErrors(d.Form, errs)
-		pg.SaveAllowed = len(errs) == 0 && formErr == ""
-		pg.Errors = errs
+	if step.number == reviewStep.number {
+		fillReview(&pg)
 	}
 	if pg.Errors == nil {
 		pg.Errors = web.Errors{}
@@ -198,6 +147,8 @@ func (c *Console) renderStep(w http.ResponseWriter, r *http.Request, status int,
 	c.render(w, r, status, web.Wizard(pg))
 }
 
+// wizardPost reads a step's fields into the draft, then goes Back, saves
+// (from the review), or checks the step and goes on to the next one.
 func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 	id, d, step, ok := c.wizardDraft(w, r)
 	if !ok {
@@ -209,10 +160,12 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 	}
 	nav := r.PostForm.Get("nav")
 	before := d.Form
-	readStep(&d.Form, step, r)
-	if step == stepScenario && (before.From != d.Form.From || before.To != d.Form.To) && directionOf(before) != directionOf(d.Form) && !d.editing() {
+	if step.read != nil {
+		step.read(&d.Form, r.PostForm)
+	}
+	if step.number == scenarioStep.number && (before.From != d.Form.From || before.To != d.Form.To) && directionOf(before) != directionOf(d.Form) && !d.editing() {
 		// Another direction has other steps: walk them again.
-		d.Reached = stepScenario
+		d.Reached = scenarioStep.number
 	}
 	d.Updated = time.Now().UTC()
 	save := func() bool {
@@ -226,11 +179,11 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 	case "back":
 		// Back keeps what was typed, valid or not.
 		if save() {
-			seeOther(w, r, fmt.Sprintf("/wizard/%s/%d", id, neighbour(d.Form, step, -1)))
+			seeOther(w, r, stepHref(id, neighbour(steps(d.Form), step.number, -1)))
 		}
 		return
 	case "save":
-		if step != stepReview {
+		if step.number != reviewStep.number {
 			break
 		}
 		if !save() {
@@ -239,8 +192,8 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 		c.saveWizard(w, r, id, d)
 		return
 	}
-	errs := validateStep(d, step)
-	if len(errs) > 0 && step == stepScenario && d.editing() {
+	errs := step.fieldErrors(d)
+	if len(errs) > 0 && step.number == scenarioStep.number && d.editing() {
 		// A refused direction change must not change the steps shown.
 		d.Form.From, d.Form.To = before.From, before.To
 	}
@@ -250,12 +203,12 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	next := neighbour(d.Form, step, +1)
+	next := neighbour(steps(d.Form), step.number, +1)
 	if next > d.Reached {
 		d.Reached = next
 	}
 	if save() {
-		seeOther(w, r, fmt.Sprintf("/wizard/%s/%d", id, next))
+		seeOther(w, r, stepHref(id, next))
 	}
 }
 
@@ -274,7 +227,7 @@ func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, 
 			return
 		}
 		if cur.Revision != d.BaseRevision {
-			c.renderStep(w, r, http.StatusConflict, id, d, stepReview, nil,
+			c.renderStep(w, r, http.StatusConflict, id, d, reviewStep, nil,
 				fmt.Sprintf("Someone saved revision %d of this connector after you started editing revision %d. Open the connector again to edit its newest settings.", cur.Revision, d.BaseRevision))
 			return
 		}
@@ -287,10 +240,10 @@ func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, 
 	var conflict *store.ConflictError
 	switch {
 	case errors.As(err, &fe):
-		c.renderStep(w, r, http.StatusBadRequest, id, d, stepReview, web.Errors(fe), "")
+		c.renderStep(w, r, http.StatusBadRequest, id, d, reviewStep, web.Errors(fe), "")
 		return
 	case errors.As(err, &conflict):
-		c.renderStep(w, r, http.StatusConflict, id, d, stepReview, web.Errors{conflict.Field: conflict.Message}, "")
+		c.renderStep(w, r, http.StatusConflict, id, d, reviewStep, web.Errors{conflict.Field: conflict.Message}, "")
 		return
 	case err != nil:
 		c.storeError(w, r, err)
@@ -313,307 +266,4 @@ func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, 
 		return
 	}
 	seeOther(w, r, fmt.Sprintf("/connectors/%s/%d", conn.Direction, conn.ID))
-}
-
-func directionOf(f web.WizardForm) connector.Direction {
-	if f.To == "flowgate" {
-		return connector.Inbound
-	}
-	return connector.Outbound
-}
-
-func typeOf(f web.WizardForm) connector.Type {
-	if f.Partner() {
-		return connector.Partner
-	}
-	return connector.OnPremises
-}
-
-// readStep copies the fields shown on a step from the form. Fields of
-// other steps are left alone; an unticked checkbox is absent, so false.
-func readStep(f *web.WizardForm, step int, r *http.Request) {
-	v := func(k string) string { return r.PostForm.Get(k) }
-	on := func(k string) bool { return r.PostForm.Get(k) == "on" }
-	switch step {
-	case stepScenario:
-		f.From, f.To = v("from"), v("to")
-	case stepName:
-		f.Name, f.Comment, f.Enabled = v("name"), v("comment"), on("enabled")
-	case stepIdentify:
-		switch {
-		case f.Inbound() && f.Partner():
-			f.IdentifyBy, f.SenderDomains, f.SenderIPs = v("identify_by"), v("sender_domains"), v("sender_ips")
-		case f.Inbound():
-			f.CertName, f.SenderIPs = v("cert_name"), v("sender_ips")
-		default:
-			f.Use, f.RecipientDomains = v("use"), v("recipient_domains")
-		}
-	case stepSecurity:
-		switch {
-		case f.Inbound() && f.Partner():
-			f.RequireTLS, f.RestrictCert, f.CertName = on("require_tls"), on("restrict_cert"), v("cert_name")
-			if f.IdentifyBy != "ip" {
-				f.RestrictIPs, f.SenderIPs = on("restrict_ips"), v("sender_ips")
-			}
-		case f.Inbound():
-			f.RequireTLS, f.RestrictCert = on("require_tls"), on("restrict_cert")
-		default:
-			f.RouteBy, f.SmartHosts = v("route_by"), v("smart_hosts")
-		}
-	case stepTLS:
-		f.TLSSettings, f.TLSDomain, f.ValidationRecipients = v("tls_settings"), v("tls_domain"), v("validation_recipients")
-	}
-}
-
-// lines splits a textarea into entries: one per line or comma.
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' }) {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// specFromForm turns the wizard's answers into a connector spec.
-func specFromForm(f web.WizardForm) connector.Spec {
-	common := connector.Common{Name: f.Name, Comment: f.Comment, ConnectorType: typeOf(f)}
-	if f.Inbound() {
-		s := &connector.InboundSpec{Common: common, RequireTLS: f.RequireTLS}
-		if f.Partner() {
-			if f.IdentifyBy == "ip" {
-				s.SenderIPAddresses = lines(f.SenderIPs)
-			} else {
-				s.SenderDomains = lines(f.SenderDomains)
-				if f.RestrictIPs {
-					s.SenderIPAddresses = lines(f.SenderIPs)
-					s.RestrictDomainsToIPAddresses = true
-				}
-			}
-			if f.RestrictCert {
-				s.TLSSenderCertificateName = strings.TrimSpace(f.CertName)
-				s.RestrictDomainsToCertificate = true
-			}
-		} else {
-			s.SenderIPAddresses = lines(f.SenderIPs)
-			s.TLSSenderCertificateName = strings.TrimSpace(f.CertName)
-			s.RestrictDomainsToCertificate = f.RestrictCert
-		}
-		return s
-	}
-	s := &connector.OutboundSpec{Common: common, TLSSettings: connector.TLSSettings(f.TLSSettings), ValidationRecipients: lines(f.ValidationRecipients)}
-	switch f.Use {
-	case "rule":
-		s.IsTransportRuleScoped = true
-	case "accepted":
-		s.AllAcceptedDomains = true
-	case "domains":
-		s.RecipientDomains = lines(f.RecipientDomains)
-	}
-	switch f.RouteBy {
-	case "mx":
-		s.UseMXRecord = true
-	case "smarthosts":
-		s.SmartHosts = lines(f.SmartHosts)
-	}
-	if s.TLSSettings == connector.TLSDomainValidation || strings.TrimSpace(f.TLSDomain) != "" {
-		s.TLSDomain = strings.TrimSpace(f.TLSDomain)
-	}
-	return s
-}
-
-// formFromSpec fills the wizard from a revision, for the pencil.
-func formFromSpec(spec connector.Spec, enabled bool) web.WizardForm {
-	b := spec.Base()
-	f := web.WizardForm{Name: b.Name, Comment: b.Comment, Enabled: enabled}
-	partner := b.ConnectorType == connector.Partner
-	switch s := spec.(type) {
-	case *connector.InboundSpec:
-		f.To = "flowgate"
-		f.From = "org"
-		if partner {
-			f.From = "partner"
-		}
-		f.RequireTLS = s.RequireTLS
-		f.CertName = s.TLSSenderCertificateName
-		f.RestrictCert = s.RestrictDomainsToCertificate
-		f.SenderIPs = strings.Join(s.SenderIPAddresses, "\n")
-		f.SenderDomains = strings.Join(s.SenderDomains, "\n")
-		f.IdentifyBy = "domain"
-		if partner && len(s.SenderDomains) == 0 {
-			f.IdentifyBy = "ip"
-		}
-		f.RestrictIPs = s.RestrictDomainsToIPAddresses
-	case *connector.OutboundSpec:
-		f.From = "flowgate"
-		f.To = "org"
-		if partner {
-			f.To = "partner"
-		}
-		switch {
-		case s.IsTransportRuleScoped:
-			f.Use = "rule"
-		case s.AllAcceptedDomains:
-			f.Use = "accepted"
-		default:
-			f.Use = "domains"
-		}
-		f.RecipientDomains = strings.Join(s.RecipientDomains, "\n")
-		f.RouteBy = "smarthosts"
-		if s.UseMXRecord {
-			f.RouteBy = "mx"
-		}
-		f.SmartHosts = strings.Join(s.SmartHosts, "\n")
-		f.TLSSettings = string(s.TLSSettings)
-		if f.TLSSettings == "" {
-			f.TLSSettings = string(connector.TLSOpportunistic)
-		}
-		f.TLSDomain = s.TLSDomain
-		f.ValidationRecipients = strings.Join(s.ValidationRecipients, "\n")
-	}
-	return f
-}
-
-// stepFields lists the spec fields a step shows, so a step reports only
-// its own errors.
-func stepFields(f web.WizardForm, step int) []string {
-	inPartner := f.Inbound() && f.Partner()
-	switch step {
-	case stepName:
-		return []string{"name", "comment", "connector_type"}
-	case stepIdentify:
-		switch {
-		case inPartner && f.IdentifyBy == "ip":
-			return []string{"identify_by", "sender_ip_addresses"}
-		case inPartner:
-			return []string{"identify_by", "sender_domains"}
-		case f.Inbound():
-			return []string{"sender_ip_addresses", "tls_sender_certificate_name", "sender_domains"}
-		}
-		return []string{"use", "recipient_domains", "is_transport_rule_scoped", "all_accepted_domains"}
-	case stepSecurity:
-		switch {
-		case inPartner && f.IdentifyBy == "ip":
-			return []string{"require_tls", "restrict_domains_to_certificate", "tls_sender_certificate_name", "restrict_domains_to_ip_addresses"}
-		case inPartner:
-			return []string{"require_tls", "restrict_domains_to_certificate", "tls_sender_certificate_name", "restrict_domains_to_ip_addresses", "sender_ip_addresses"}
-		case f.Inbound():
-			return []string{"require_tls", "restrict_domains_to_certificate", "restrict_domains_to_ip_addresses"}
-		}
-		return []string{"route_by", "smart_hosts", "use_mx_record"}
-	case stepTLS:
-		return []string{"tls_settings", "tls_domain", "validation_recipients"}
-	}
-	return nil
-}
-
-// fieldStep is the step that shows a field (for the review's links).
-func fieldStep(f web.WizardForm, field string) int {
-	for _, s := range steps(f) {
-		for _, name := range stepFields(f, s.Number) {
-			if name == field {
-				return s.Number
-			}
-		}
-	}
-	if field == "from" || field == "to" || field == "scenario" {
-		return stepScenario
-	}
-	return stepName
-}
-
-func reviewErrors(f web.WizardForm, errs web.Errors) []web.ReviewError {
-	out := make([]web.ReviewError, 0, len(errs))
-	labels := map[int]string{}
-	for _, s := range steps(f) {
-		labels[s.Number] = s.Label
-	}
-	for field, msg := range errs {
-		step := fieldStep(f, field)
-		out = append(out, web.ReviewError{Message: msg, Step: step, Label: labels[step]})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Step != out[j].Step {
-			return out[i].Step < out[j].Step
-		}
-		return out[i].Message < out[j].Message
-	})
-	return out
-}
-
-// validateStep checks the fields of one step, using the connector model's
-// own validation (the same the API and the store apply).
-func validateStep(d *draft, step int) web.Errors {
-	f := d.Form
-	errs := web.Errors{}
-	switch step {
-	case stepScenario:
-		if f.From == "" {
-			errs["from"] = "choose where the mail comes from"
-		}
-		if f.To == "" {
-			errs["to"] = "choose where the mail goes"
-		}
-		if len(errs) > 0 {
-			return errs
-		}
-		valid := map[[2]string]bool{{"partner", "flowgate"}: true, {"org", "flowgate"}: true, {"flowgate", "partner"}: true, {"flowgate", "org"}: true}
-		if !valid[[2]string{f.From, f.To}] {
-			switch {
-			case f.From == "flowgate" && f.To == "flowgate":
-				errs["scenario"] = "mail from flowgate to flowgate needs no connector; choose a partner or your email server on one side"
-			case f.From != "flowgate" && f.To != "flowgate":
-				errs["scenario"] = "a connector handles mail that arrives at flowgate or leaves it: choose flowgate as From or as To"
-			default:
-				errs["scenario"] = "choose one of the four scenarios"
-			}
-			return errs
-		}
-		if d.editing() && string(directionOf(f)) != d.Direction {
-			errs["scenario"] = "an existing connector's direction cannot change; keep " + directionWords(connector.Direction(d.Direction)) + ", or add a new connector for the other direction"
-		}
-		return errs
-	case stepIdentify:
-		if f.Inbound() && f.Partner() {
-			switch {
-			case f.IdentifyBy == "domain" && len(lines(f.SenderDomains)) == 0:
-				errs["sender_domains"] = "enter at least one sender domain, like contosobank.com"
-			case f.IdentifyBy == "ip" && len(lines(f.SenderIPs)) == 0:
-				errs["sender_ip_addresses"] = "enter at least one IP address or range, like 203.0.113.0/24"
-			case f.IdentifyBy != "domain" && f.IdentifyBy != "ip":
-				errs["identify_by"] = "choose how to identify the partner"
-			}
-		}
-		if !f.Inbound() && f.Use != "rule" && f.Use != "accepted" && f.Use != "domains" {
-			errs["use"] = "choose when to use the connector"
-		}
-		if !f.Inbound() && f.Use == "domains" && len(lines(f.RecipientDomains)) == 0 {
-			errs["recipient_domains"] = "enter at least one recipient domain, like fabrikam.com"
-		}
-	case stepSecurity:
-		if !f.Inbound() && f.RouteBy != "mx" && f.RouteBy != "smarthosts" {
-			errs["route_by"] = "choose how to route the mail"
-		}
-	case stepTLS:
-		if f.TLSSettings == "" {
-			errs["tls_settings"] = "choose how to connect"
-		}
-	}
-	all := inWords(specFromForm(f).Normalize())
-	for _, field := range stepFields(f, step) {
-		if msg, ok := all[field]; ok {
-			if _, already := errs[field]; !already {
-				errs[field] = msg
-			}
-		}
-	}
-	return errs
-}
-
-func directionWords(d connector.Direction) string {
-	if d == connector.Inbound {
-		return "flowgate as To"
-	}
-	return "flowgate as From"
 }
