@@ -7,6 +7,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -82,7 +83,7 @@ func (c *Console) Register(r chi.Router) {
 				r.Use(c.requireAdmin)
 				r.Get("/connectors/new", c.newWizard)
 				r.Get("/connectors/{dir}/{id}/edit", c.editWizard)
-				r.Get("/wizard/{wid}/{step}", c.wizardStep)
+				r.Get("/wizard/{wid}/{step}", c.wizardGet)
 				r.Post("/wizard/{wid}/{step}", c.wizardPost)
 				r.Get("/connectors/{dir}/{id}/validate", c.validatePage)
 				r.Post("/connectors/{dir}/{id}/validate", c.runValidation)
@@ -125,7 +126,7 @@ func (c *Console) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				c.log.Error("console panic", "method", r.Method, "path", r.URL.Path, "panic", v)
-				c.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on flowgate's side; the server log has the details.")
+				c.errorPage(w, r, http.StatusInternalServerError, serverErrorMessage)
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -221,12 +222,20 @@ func (c *Console) flash(w http.ResponseWriter, r *http.Request, msg string) {
 	}
 }
 
+// render answers with the page comp and status. The page is rendered into
+// a buffer before anything is written, so a template that fails answers a
+// plain 500 instead of half a page with the status of a whole one.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, comp templ.Component) {
+	var buf bytes.Buffer
+	if err := comp.Render(r.Context(), &buf); err != nil {
+		c.log.Error("console: render", "method", r.Method, "path", r.URL.Path, "err", err)
+		http.Error(w, serverErrorMessage, http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := comp.Render(r.Context(), w); err != nil {
-		c.log.Warn("console: render", "path", r.URL.Path, "err", err)
-	}
+	// A failed write means the client has gone; there is no one to tell.
+	_, _ = buf.WriteTo(w)
 }
 
 func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
@@ -238,9 +247,12 @@ func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 	c.render(w, r, status, web.Error(web.ErrorPage{Page: p, Status: status, Message: msg}))
 }
 
+// serverErrorMessage is what a 500 says: the cause is in the log only.
+const serverErrorMessage = "Something went wrong on flowgate's side; the server log has the details."
+
 func (c *Console) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	c.log.Error("console error", "method", r.Method, "path", r.URL.Path, "err", err)
-	c.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on flowgate's side; the server log has the details.")
+	c.errorPage(w, r, http.StatusInternalServerError, serverErrorMessage)
 }
 
 func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {
