@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -22,6 +23,10 @@ type dialect interface {
 	// record commits a batch of delivery outcomes in one transaction,
 	// with the DSNs they queue, and releases the messages' leases.
 	record(ctx context.Context, batch []*outcome) error
+	// watchOwners proves this process alive to the others sharing the
+	// database and releases the leases of processes that are gone, until
+	// ctx ends (done is closed then); see liveness.go.
+	watchOwners(ctx context.Context, owner string, log *slog.Logger, released func(owner string, n int64)) (done <-chan struct{}, err error)
 }
 
 func dialectFor(st *store.Store) dialect {

@@ -136,6 +136,23 @@ func (wk *Workers) signal() {
 // still holds.
 func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 	wk.log.Info("delivery workers started", "owner", wk.owner, "concurrency", wk.cfg.Concurrency, "lease", wk.cfg.Lease.String())
+	// Prove this process alive before it takes any lease (liveness.go).
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	var watchDone <-chan struct{}
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		var err error
+		watchDone, err = wk.sql.watchOwners(watchCtx, wk.owner, wk.log, func(string, int64) { wk.Wake() })
+		if err == nil {
+			break
+		}
+		wk.log.Error("take the liveness lock; delivery waits for it", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 	jobs := make(chan *job)
 	outcomes := make(chan *outcome, wk.cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -242,6 +259,8 @@ loop:
 	close(outcomes)
 	<-recorded
 	wk.release()
+	stopWatch()
+	<-watchDone
 }
 
 // count is the delivery slots in use or promised.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -116,7 +117,7 @@ func (s *Store) ListenChanges(ctx context.Context, fn func()) {
 }
 
 func (s *Store) listenOnce(ctx context.Context, fn func()) error {
-	conn, err := pgx.Connect(ctx, s.url)
+	conn, err := s.Connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -149,4 +150,14 @@ func (s *Store) pollEpoch(ctx context.Context, fn func()) {
 		last = n
 		fn()
 	}
+}
+
+// Connect opens a connection of its own to the PostgreSQL database,
+// outside the pools, for a session that must last (LISTEN, a session
+// advisory lock). The caller closes it.
+func (s *Store) Connect(ctx context.Context) (*pgx.Conn, error) {
+	if s.dialect != Postgres {
+		return nil, errors.New("a dedicated connection needs PostgreSQL")
+	}
+	return pgx.Connect(ctx, s.url)
 }

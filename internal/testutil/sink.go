@@ -34,6 +34,7 @@ type Sink struct {
 	rejectRcpt map[string]*smtp.SMTPError
 	tempFail   *smtp.SMTPError
 	hold       *sinkHold
+	delay      time.Duration
 	srv        *smtp.Server
 }
 
@@ -153,6 +154,10 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 }
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.s.mu.Lock()
+	delay := ss.s.delay
+	ss.s.mu.Unlock()
+	time.Sleep(delay)
+	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
 	if e := ss.s.rejectRcpt[strings.ToLower(to)]; e != nil {
 		return e
@@ -189,6 +194,15 @@ func (s *Sink) Hold() (arrived <-chan struct{}, release func()) {
 	s.mu.Unlock()
 	var once sync.Once
 	return h.arrived, func() { once.Do(func() { close(h.release) }) }
+}
+
+// SetDelay makes the sink wait d before it answers each RCPT (0: answer at
+// once), like a slow next hop; a client that goes away meanwhile has
+// delivered nothing.
+func (s *Sink) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
 }
 
 // SetTempFail makes every MAIL FROM fail with 451 (on) or work (off).
