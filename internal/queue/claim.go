@@ -82,20 +82,18 @@ func (wk *Workers) release() {
 	}
 }
 
-// ReleaseOrphanedLeases clears every delivery lease on a SQLite database.
-// Call it only while holding store.LockServe: one process serves a SQLite
-// database, so any lease found then belongs to a process that ended
-// without releasing it (killed, or the machine went down), and its
-// messages are delivered now rather than when the lease would run out
-// (FLOWGATE_DELIVERY_LEASE, 5 minutes by default). On PostgreSQL another
-// process may hold them: it does nothing there.
+// ReleaseOrphanedLeases releases, at start, the delivery leases that a
+// previous run left behind. On SQLite (call it only while holding
+// store.LockServe) that is every lease: one process serves the database,
+// so any lease found then belongs to a process that ended without
+// releasing it (killed, or the machine went down), and its messages are
+// delivered now rather than when the lease would run out. On PostgreSQL
+// it does nothing: liveness (liveness.go) releases the leases of processes
+// that are gone.
 func ReleaseOrphanedLeases(ctx context.Context, st *store.Store) (int64, error) {
-	if st.Dialect() != store.SQLite {
-		return 0, nil
+	n, err := dialectFor(st).releaseOrphans(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("release orphaned leases: %w", err)
 	}
-	res := st.DB().WithContext(ctx).Exec("UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
-	if res.Error != nil {
-		return 0, fmt.Errorf("release orphaned leases: %w", res.Error)
-	}
-	return res.RowsAffected, nil
+	return n, nil
 }

@@ -23,6 +23,12 @@ type dialect interface {
 	// record commits a batch of delivery outcomes in one transaction,
 	// with the DSNs they queue, and releases the messages' leases.
 	record(ctx context.Context, batch []*outcome) error
+	// prune deletes up to batch finished messages (delivered, bounced,
+	// rejected) received before cutoff, with their children.
+	prune(ctx context.Context, cutoff int64, batch int) (int64, error)
+	// releaseOrphans releases, at start, the leases a previous run of this
+	// process left behind, where that can be known.
+	releaseOrphans(ctx context.Context) (int64, error)
 	// watchOwners proves this process alive to the others sharing the
 	// database and releases the leases of processes that are gone, until
 	// ctx ends (done is closed then); see liveness.go.

@@ -18,6 +18,9 @@ type Failure struct {
 	Diagnosis string // the reply, e.g. "550 5.1.1 no such user"
 }
 
+// dsnMessageID is the Message-ID of the DSN for the message uid.
+func dsnMessageID(uid, hostname string) string { return "<dsn-" + uid + "@" + hostname + ">" }
+
 // BuildDSN writes an RFC 3464 delivery status notification
 // (multipart/report; report-type=delivery-status) for failures of the
 // message original, from the null sender to the original envelope sender.
@@ -32,7 +35,7 @@ func BuildDSN(hostname, uid string, arrival time.Time, sender string, original [
 	w("To: <%s>", sender)
 	w("Subject: Undelivered Mail Returned to Sender")
 	w("Date: %s", now.Format(time.RFC1123Z))
-	w("Message-ID: <dsn-%s@%s>", uid, hostname)
+	w("Message-ID: %s", dsnMessageID(uid, hostname))
 	w("Auto-Submitted: auto-replied")
 	w("MIME-Version: 1.0")
 	w("Content-Type: multipart/report; report-type=delivery-status; boundary=\"%s\"", boundary)

@@ -95,7 +95,7 @@ func (wk *Workers) dsnFor(msg *messageRow, body []byte, failures []Failure, now 
 	rc := NewRecipient(msg.Sender, wk.live.Index().Route(domainOf(msg.Sender)))
 	return &Message{
 		UID: uid, ReceivedAt: now, Status: Queued, ClientIP: "local", Helo: wk.cfg.Hostname, Sender: "",
-		MessageIDHeader: "<dsn-" + msg.UID + "@" + wk.cfg.Hostname + ">", Attribution: "delivery status notification for " + msg.UID,
+		MessageIDHeader: dsnMessageID(msg.UID, wk.cfg.Hostname), Attribution: "delivery status notification for " + msg.UID,
 		Reply: "generated", ExpiresAt: now.Add(wk.cfg.Lifetime), Recipients: []Recipient{rc}, Body: data,
 		Events: []Event{{At: now, Type: "received", Detail: fmt.Sprintf("DSN for %s: %d failed recipient(s)", msg.UID, len(failures))}},
 	}

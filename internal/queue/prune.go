@@ -24,36 +24,17 @@ func Prune(ctx context.Context, st *store.Store, cutoff time.Time, batch int) (i
 	if batch <= 0 {
 		batch = pruneBatch
 	}
-	// SQLite deletes the children through their foreign keys' ON DELETE
-	// CASCADE; on PostgreSQL, where the child tables have no foreign keys
-	// (migration 00007), the same statement deletes them.
-	q := `DELETE FROM messages WHERE id IN (SELECT id FROM messages
-		WHERE received_at < ? AND status IN ('delivered', 'bounced', 'rejected')
-		ORDER BY received_at LIMIT ?)`
-	if st.Dialect() == store.Postgres {
-		q = `WITH doomed AS (
-			SELECT id FROM messages WHERE received_at < ? AND status IN ('delivered', 'bounced', 'rejected')
-			ORDER BY received_at LIMIT ? FOR UPDATE SKIP LOCKED
-		), b AS (
-			DELETE FROM message_bodies WHERE message_id IN (SELECT id FROM doomed)
-		), r AS (
-			DELETE FROM message_recipients WHERE message_id IN (SELECT id FROM doomed)
-		), e AS (
-			DELETE FROM message_events WHERE message_id IN (SELECT id FROM doomed)
-		)
-		DELETE FROM messages WHERE id IN (SELECT id FROM doomed)`
-	}
 	var total int64
 	for {
 		// Trace retention is bookkeeping: on PostgreSQL it need not wait
 		// for the WAL flush (a batch forgotten by a crash is deleted again
 		// on the next run).
-		res := st.BookkeepingDB().WithContext(ctx).Exec(q, Micros(cutoff), batch)
-		if res.Error != nil {
-			return total, res.Error
+		n, err := dialectFor(st).prune(ctx, Micros(cutoff), batch)
+		if err != nil {
+			return total, err
 		}
-		total += res.RowsAffected
-		if res.RowsAffected < int64(batch) {
+		total += n
+		if n < int64(batch) {
 			return total, nil
 		}
 	}

@@ -30,6 +30,23 @@ func (q sqliteQueue) record(ctx context.Context, batch []*outcome) error {
 	return q.st.BookkeepingDB().WithContext(ctx).Transaction(func(tx *gorm.DB) error { return writeOutcomes(tx, batch) })
 }
 
+// prune deletes a batch of finished messages received before cutoff; the
+// children go with them through their foreign keys' ON DELETE CASCADE.
+func (q sqliteQueue) prune(ctx context.Context, cutoff int64, batch int) (int64, error) {
+	res := q.st.BookkeepingDB().WithContext(ctx).Exec(`DELETE FROM messages WHERE id IN (SELECT id FROM messages
+		WHERE received_at < ? AND status IN ('delivered', 'bounced', 'rejected')
+		ORDER BY received_at LIMIT ?)`, cutoff, batch)
+	return res.RowsAffected, res.Error
+}
+
+// releaseOrphans clears every delivery lease. One process serves a SQLite
+// database (store.LockServe), so any lease found at its start belongs to a
+// process that ended without releasing it.
+func (q sqliteQueue) releaseOrphans(ctx context.Context) (int64, error) {
+	res := q.st.DB().WithContext(ctx).Exec("UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+	return res.RowsAffected, res.Error
+}
+
 // claimStatement leases due messages and returns them, in one statement
 // (its own transaction: no BEGIN and COMMIT round trips); lock is
 // PostgreSQL's row-locking clause for the subquery.
