@@ -110,7 +110,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	defer client.Close()
 	workers := queue.NewWorkers(st, live, client, queue.WorkerConfig{
 		Hostname: cfg.Hostname, RetrySchedule: cfg.RetrySchedule, Lifetime: cfg.QueueLifetime,
-		Concurrency: cfg.DeliveryConcurrency, Lease: cfg.DeliveryLease,
+		Concurrency: cfg.DeliveryConcurrency, DestinationConcurrency: cfg.DeliveryDestinationConcurrency, Lease: cfg.DeliveryLease,
 	}, log.With("component", "delivery"))
 	writer.HandOverTo(workers) // what this process accepts, it delivers from memory while it has free slots
 	workersCtx, stopWorkers := context.WithCancel(context.Background())

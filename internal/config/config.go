@@ -39,8 +39,9 @@ type Config struct {
 	SMTPMaxConnectionsPerIP int
 	SMTPMaxRecipients       int
 
-	DeliveryConcurrency int
-	DeliveryLease       time.Duration
+	DeliveryConcurrency            int
+	DeliveryDestinationConcurrency int // deliveries at once to one destination; 0: half of DeliveryConcurrency
+	DeliveryLease                  time.Duration
 
 	PprofAddr string // net/http/pprof listener; empty: off
 }
@@ -118,6 +119,7 @@ func settings() []setting {
 		{"smtp-max-connections-per-ip", "FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", strconv.Itoa(DefaultMaxConnectionsPerIP), "relay connections at once from one client IP", nil},
 		{"smtp-max-recipients", "FLOWGATE_SMTP_MAX_RECIPIENTS", strconv.Itoa(DefaultMaxRecipients), "recipients per message", nil},
 		{"delivery-concurrency", "FLOWGATE_DELIVERY_CONCURRENCY", strconv.Itoa(DefaultDeliveryConcurrency), "messages this process delivers at once", nil},
+		{"delivery-destination-concurrency", "FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY", "", "deliveries this process makes at once to one destination (an outbound connector, or one domain's MX hosts); default half of FLOWGATE_DELIVERY_CONCURRENCY", nil},
 		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", durationText(DefaultDeliveryLease), "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
 		{"pprof-addr", "FLOWGATE_PPROF_ADDR", "", "listen address for Go's net/http/pprof profiling endpoints (e.g. 127.0.0.1:6060); empty: off", nil},
 	}
@@ -222,6 +224,13 @@ func build(v map[string]string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("%s %q is not a whole number ≥ 1", lim.env, v[lim.flag]))
 		}
 		*lim.dst = n
+	}
+	if v := v["delivery-destination-concurrency"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY %q is not a whole number ≥ 1", v))
+		}
+		c.DeliveryDestinationConcurrency = n
 	}
 	if d, err := time.ParseDuration(v["delivery-lease"]); err != nil || d < time.Second {
 		errs = append(errs, fmt.Errorf("FLOWGATE_DELIVERY_LEASE %q is not a duration ≥ 1s like 5m", v["delivery-lease"]))

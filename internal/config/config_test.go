@@ -36,7 +36,8 @@ func TestDefaults(t *testing.T) {
 			t.Fatalf("retry schedule %v", c.RetrySchedule)
 		}
 	}
-	if c.QueueLifetime != 48*time.Hour || c.TraceRetention != 90*24*time.Hour || c.MaxMessageSize != 36700160 || c.Hostname == "" {
+	if c.QueueLifetime != 48*time.Hour || c.TraceRetention != 90*24*time.Hour || c.MaxMessageSize != 36700160 || c.Hostname == "" ||
+		c.DeliveryConcurrency != 32 || c.DeliveryDestinationConcurrency != 0 || c.DeliveryLease != 5*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -54,15 +55,16 @@ func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
 
 func TestInvalid(t *testing.T) {
 	cases := map[string]map[string]string{
-		"DATABASE_URL":              {"DATABASE_URL": "mysql://x"},
-		"FLOWGATE_HTTP_ADDR":        {"FLOWGATE_HTTP_ADDR": "8080"},
-		"FLOWGATE_RETRY_SCHEDULE":   {"FLOWGATE_RETRY_SCHEDULE": "1m,soon"},
-		"FLOWGATE_QUEUE_LIFETIME":   {"FLOWGATE_QUEUE_LIFETIME": "-1h"},
-		"FLOWGATE_MAX_MESSAGE_SIZE": {"FLOWGATE_MAX_MESSAGE_SIZE": "big"},
-		"FLOWGATE_TLS_KEY":          {"FLOWGATE_TLS_CERT": "/x.pem"},
-		"FLOWGATE_ADMIN_PASSWORD":   {"FLOWGATE_ADMIN_EMAIL": "a@b.example"},
-		"FLOWGATE_DNS_SERVER":       {"FLOWGATE_DNS_SERVER": "127.0.0.1"},
-		"FLOWGATE_TRACE_RETENTION":  {"FLOWGATE_TRACE_RETENTION": "ninety days"},
+		"DATABASE_URL":                              {"DATABASE_URL": "mysql://x"},
+		"FLOWGATE_HTTP_ADDR":                        {"FLOWGATE_HTTP_ADDR": "8080"},
+		"FLOWGATE_RETRY_SCHEDULE":                   {"FLOWGATE_RETRY_SCHEDULE": "1m,soon"},
+		"FLOWGATE_QUEUE_LIFETIME":                   {"FLOWGATE_QUEUE_LIFETIME": "-1h"},
+		"FLOWGATE_MAX_MESSAGE_SIZE":                 {"FLOWGATE_MAX_MESSAGE_SIZE": "big"},
+		"FLOWGATE_TLS_KEY":                          {"FLOWGATE_TLS_CERT": "/x.pem"},
+		"FLOWGATE_ADMIN_PASSWORD":                   {"FLOWGATE_ADMIN_EMAIL": "a@b.example"},
+		"FLOWGATE_DNS_SERVER":                       {"FLOWGATE_DNS_SERVER": "127.0.0.1"},
+		"FLOWGATE_TRACE_RETENTION":                  {"FLOWGATE_TRACE_RETENTION": "ninety days"},
+		"FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY": {"FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY": "0"},
 		"FLOWGATE_TRACE_RETENTION 1d is shorter than FLOWGATE_QUEUE_LIFETIME": {"FLOWGATE_TRACE_RETENTION": "1d"},
 	}
 	for name, env := range cases {

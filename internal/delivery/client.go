@@ -65,9 +65,15 @@ type Client struct {
 	Resolver    *Resolver
 	DialTimeout time.Duration
 	Port        int // default port for MX hosts (25); tests change it
+	// GreetingTimeout is how long a host may take to greet (default 1
+	// minute); DownFor how long a host that timed out or greeted with an
+	// error is skipped (default 1 minute). See downhosts.go.
+	GreetingTimeout time.Duration
+	DownFor         time.Duration
 
 	mu   sync.Mutex
 	idle map[string][]*session
+	down downHosts
 }
 
 // session is an established SMTP session to one address under one policy.
@@ -139,6 +145,12 @@ func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []str
 		for _, ip := range addrs {
 			addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 			att := Attempt{Host: h.Name, Addr: addr, Start: time.Now()}
+			if why, down := c.down.check(addr, att.Start); down {
+				att.Reply = why
+				res.Attempts = append(res.Attempts, att)
+				lastReply = smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: why}
+				continue
+			}
 			out, done, reply := c.attempt(ctx, t, h.Name, addr, &att, from, rcpts, body)
 			att.Duration = time.Since(att.Start)
 			att.Reply = reply.String()
@@ -167,6 +179,10 @@ func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *
 		var err error
 		s, err = c.open(ctx, t, host, addr, key)
 		if err != nil {
+			var ue *unavailableError
+			if errors.As(err, &ue) {
+				c.down.mark(addr, err.Error(), time.Now().Add(c.downFor()))
+			}
 			return nil, false, errorReply(err)
 		}
 	}
@@ -278,7 +294,7 @@ func (c *Client) open(ctx context.Context, t Target, host, addr, key string) (*s
 		if errors.As(err, &oe) && strings.Contains(err.Error(), "refused") {
 			return nil, fmt.Errorf("connection refused on %s", addr)
 		}
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, unavailable(fmt.Errorf("connect to %s: %w", addr, err), false)
 	}
 	s, err := c.handshake(conn, t, host, addr, false)
 	if err != nil {
@@ -307,12 +323,13 @@ func (c *Client) open(ctx context.Context, t Target, host, addr, key string) (*s
 // handshake reads the greeting, sends EHLO, runs STARTTLS as the policy
 // says, and returns a go-smtp client positioned after a fresh EHLO.
 func (c *Client) handshake(conn net.Conn, t Target, host, addr string, plain bool) (*session, error) {
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Minute))
+	_ = conn.SetDeadline(time.Now().Add(c.greetingTimeout()))
 	defer conn.SetDeadline(time.Time{})
 	tp := textproto.NewConn(conn)
 	if _, msg, err := tp.ReadResponse(220); err != nil {
-		return nil, fmt.Errorf("greeting from %s: %s", addr, protoText(err, msg))
+		return nil, unavailable(fmt.Errorf("greeting from %s: %s", addr, protoText(err, msg)), true)
 	}
+	_ = conn.SetDeadline(time.Now().Add(commandTimeout))
 	id, err := tp.Cmd("EHLO %s", c.Hostname)
 	if err != nil {
 		return nil, err

@@ -41,7 +41,7 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 	}
 	if len(pending) == 0 {
 		wk.log.Warn("claimed message has no pending recipient", "msg_id", msg.UID)
-		return &outcome{msg: msg, status: finalStatus(priorBounced), deleteBody: true}
+		return &outcome{msg: msg, status: finalStatus(priorBounced), attempts: msg.Attempts, deleteBody: true}
 	}
 	if j.body == nil {
 		// Should never happen; never report such a message as delivered.
@@ -50,12 +50,12 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			rc.setReply(Bounced, smtpreply.Reply{Code: 554, Enhanced: [3]int{5, 3, 0}, Text: "the message content is missing from the queue"})
 			rc.Attempts++
 		}
-		return wk.outcomeOf(msg, pending, priorBounced, nil, nil)
+		return wk.outcomeOf(msg, pending, priorBounced, nil, &pass{attempted: true})
 	}
 	ix := wk.live.Index()
-	var events []eventRow
+	p := &pass{}
 	event := func(typ, format string, args ...any) {
-		events = append(events, eventRow{MessageID: msg.ID, At: Micros(time.Now()), Type: typ, Detail: fmt.Sprintf(format, args...)})
+		p.events = append(p.events, eventRow{MessageID: msg.ID, At: Micros(time.Now()), Type: typ, Detail: fmt.Sprintf(format, args...)})
 	}
 	groups := map[string]*group{}
 	var order []string
@@ -75,6 +75,7 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 	for _, key := range order {
 		g := groups[key]
 		if !g.deliverable {
+			p.attempted = true
 			for _, rc := range g.rcpts {
 				rc.setReply(Deferred, smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: g.route.Reason})
 				rc.Attempts++
@@ -82,11 +83,19 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			event("deferred", "%s: %s", addresses(g.rcpts), g.route.Reason)
 			continue
 		}
+		if ok, _ := wk.dests.acquire(ctx, g.target.Key, destinationWait); !ok {
+			p.postponed = true
+			event("waiting", "%s: %d deliveries %s already under way, the most this process makes at once to one destination; tried again in %s",
+				addresses(g.rcpts), wk.dests.limit, g.target.Via, postponeDelay)
+			continue
+		}
 		addrs := make([]string, len(g.rcpts))
 		for i, rc := range g.rcpts {
 			addrs[i] = rc.Address
 		}
+		p.attempted = true
 		res := wk.d.Deliver(ctx, g.target, msg.Sender, addrs, j.body)
+		wk.dests.release(g.target.Key)
 		for _, a := range res.Attempts {
 			tlsInfo := "no TLS"
 			if a.TLSVersion != "" {
@@ -115,7 +124,7 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			}
 		}
 	}
-	return wk.outcomeOf(msg, pending, priorBounced, j.body, events)
+	return wk.outcomeOf(msg, pending, priorBounced, j.body, p)
 }
 
 func finalStatus(bounced bool) Status {

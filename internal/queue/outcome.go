@@ -18,6 +18,7 @@ type outcome struct {
 	rcpts      []*recipientRow // the recipients this pass handled
 	events     []eventRow
 	status     Status
+	attempts   int // the message's delivery attempts after this pass
 	next       *int64
 	dsn        *Message
 	deleteBody bool
@@ -36,10 +37,17 @@ func NextRetry(schedule []time.Duration, attempts int) time.Duration {
 	return schedule[i]
 }
 
+// pass is what one delivery pass over a message did.
+type pass struct {
+	events    []eventRow
+	attempted bool // some recipient was attempted (or deferred for want of a route)
+	postponed bool // some recipient waited for its destination (destinations.go)
+}
+
 // outcomeOf decides what a delivery pass means: which recipients bounced
 // (a 5xx, or the queue lifetime ran out), whether the message is finished,
 // when to retry, and the DSN for newly bounced recipients.
-func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounced bool, body []byte, events []eventRow) *outcome {
+func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounced bool, body []byte, p *pass) *outcome {
 	now := time.Now()
 	expired := msg.ExpiresAt != nil && Micros(now) >= *msg.ExpiresAt
 	var failures []Failure
@@ -61,12 +69,25 @@ func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounce
 			pending++
 		}
 	}
-	o := &outcome{msg: msg, rcpts: rcpts, events: events}
-	if pending > 0 {
-		o.status = Deferred
-		n := Micros(now.Add(NextRetry(wk.cfg.RetrySchedule, msg.Attempts+1)))
+	o := &outcome{msg: msg, rcpts: rcpts, events: p.events, attempts: msg.Attempts}
+	if p.attempted {
+		o.attempts++
+	}
+	switch {
+	case pending > 0 && !p.attempted:
+		// Only postponed: not an attempt, so no backoff and no new status.
+		o.status = msg.Status
+		n := Micros(now.Add(postponeDelay))
 		o.next = &n
-	} else {
+	case pending > 0:
+		o.status = Deferred
+		next := now.Add(NextRetry(wk.cfg.RetrySchedule, o.attempts))
+		if soon := now.Add(postponeDelay); p.postponed && soon.Before(next) {
+			next = soon
+		}
+		n := Micros(next)
+		o.next = &n
+	default:
 		o.status, o.deleteBody = finalStatus(bounced), true
 	}
 	ev := func(typ, detail string) {
@@ -81,7 +102,7 @@ func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounce
 			ev("dsn", "no DSN: the message has the null sender (a bounce never bounces)")
 		}
 	}
-	if o.status != Deferred {
+	if pending == 0 {
 		ev(string(o.status), "final")
 	}
 	return o

@@ -52,7 +52,7 @@ func outcomeArgs(batch []*outcome, now int64) []any {
 			rConn, rReason = append(rConn, rc.Connector), append(rReason, store.CleanText(rc.RouteReason))
 		}
 		id := o.msg.ID
-		mID, mStatus, mAttempts, mNext = append(mID, &id), append(mStatus, string(o.status)), append(mAttempts, int32(o.msg.Attempts+1)), append(mNext, o.next)
+		mID, mStatus, mAttempts, mNext = append(mID, &id), append(mStatus, string(o.status)), append(mAttempts, int32(o.attempts)), append(mNext, o.next)
 		for _, e := range o.events {
 			eMsg, eAt, eType, eDetail = append(eMsg, e.MessageID), append(eAt, e.At), append(eType, e.Type), append(eDetail, store.CleanText(e.Detail))
 		}

@@ -131,7 +131,7 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 			rcptVals = append(rcptVals, rc.ID, string(rc.Status), rc.Attempts, store.CleanText(rc.LastReply), rc.ConnectorID,
 				rc.Connector, store.CleanText(rc.RouteReason))
 		}
-		msgVals = append(msgVals, o.msg.ID, string(o.status), o.msg.Attempts+1, o.next)
+		msgVals = append(msgVals, o.msg.ID, string(o.status), o.attempts, o.next)
 		for _, e := range o.events {
 			e.Detail = store.CleanText(e.Detail)
 			events = append(events, e)

@@ -26,8 +26,12 @@ type WorkerConfig struct {
 	RetrySchedule []time.Duration // delay before retry n is RetrySchedule[min(n, len-1)]
 	Lifetime      time.Duration   // how long a DSN this process queues may stay queued (FLOWGATE_QUEUE_LIFETIME)
 	Concurrency   int             // messages delivered at once by this process
-	Lease         time.Duration   // how long a claim holds before others may take it
-	Poll          time.Duration   // how often to look for due messages without a wake-up
+	// DestinationConcurrency is the most deliveries this process makes at
+	// once to one destination (destinations.go); default half of
+	// Concurrency.
+	DestinationConcurrency int
+	Lease                  time.Duration // how long a claim holds before others may take it
+	Poll                   time.Duration // how often to look for due messages without a wake-up
 	// Gather is how long a wake-up for new messages waits before claiming,
 	// so that one claim takes the messages of several commits; default
 	// 5 ms, negative: none.
@@ -43,6 +47,7 @@ type Workers struct {
 	sql   dialect
 	live  *liveconfig.Config
 	d     Deliverer
+	dests *destinations // deliveries under way per destination
 	cfg   WorkerConfig
 	log   *slog.Logger
 	owner string
@@ -80,6 +85,9 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, cfg Worke
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = config.DefaultDeliveryConcurrency
 	}
+	if cfg.DestinationConcurrency == 0 {
+		cfg.DestinationConcurrency = max(1, cfg.Concurrency/2)
+	}
 	if cfg.Lease == 0 {
 		cfg.Lease = config.DefaultDeliveryLease
 	}
@@ -91,7 +99,7 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, cfg Worke
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	wk := &Workers{st: st, sql: dialectFor(st), live: live, d: d, cfg: cfg, log: log, wake: make(chan struct{}, 1),
+	wk := &Workers{st: st, sql: dialectFor(st), live: live, d: d, cfg: cfg, dests: newDestinations(cfg.DestinationConcurrency), log: log, wake: make(chan struct{}, 1),
 		owner: cfg.Hostname + "/" + hex.EncodeToString(b[:]), inFlight: map[int64]bool{},
 		direct: make(chan *job, cfg.Concurrency)}
 	return wk

@@ -1,0 +1,85 @@
+package queue
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Isolation between destinations. A destination is where a group of
+// recipients goes (delivery.Target.Key: an outbound connector, or the MX
+// hosts of one domain). One destination may hold at most limit of this
+// process's delivery slots at once, so a next hop that accepts the
+// connection and then hangs cannot take every slot: the other
+// destinations' mail keeps flowing. A delivery whose destination is at its
+// limit waits up to destinationWait for a turn — under normal load a turn
+// comes within milliseconds, and mail to one busy destination stays in
+// memory — and is otherwise put back in the queue for postponeDelay, as
+// not attempted (its retry count and backoff are untouched). The delivery
+// client, for its part, marks a host that times out or greets with an
+// error as down for a while, so the mail waiting for it fails fast
+// instead of taking slots (delivery/downhosts.go).
+const (
+	destinationWait = time.Second
+	postponeDelay   = 5 * time.Second
+)
+
+// destinations counts the deliveries under way per destination.
+type destinations struct {
+	limit int
+	mu    sync.Mutex
+	busy  map[string]int
+	moved map[string]time.Time // when a turn was last taken or given back, per destination
+	freed chan struct{}        // closed and replaced whenever a turn comes free
+}
+
+func newDestinations(limit int) *destinations {
+	return &destinations{limit: max(1, limit), busy: map[string]int{}, moved: map[string]time.Time{}, freed: make(chan struct{})}
+}
+
+// acquire takes a turn for key, waiting up to wait for one while key is
+// moving. ok is false when none came (or ctx ended); stuck says that key
+// had not moved for wait, so acquire did not wait at all.
+func (d *destinations) acquire(ctx context.Context, key string, wait time.Duration) (ok, stuck bool) {
+	var timeout <-chan time.Time
+	for {
+		d.mu.Lock()
+		if d.busy[key] < d.limit {
+			d.busy[key]++
+			d.moved[key] = time.Now()
+			d.mu.Unlock()
+			return true, false
+		}
+		freed, moved := d.freed, d.moved[key]
+		d.mu.Unlock()
+		if timeout == nil {
+			if time.Since(moved) > wait {
+				return false, true
+			}
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-freed:
+		case <-timeout:
+			return false, false
+		case <-ctx.Done():
+			return false, false
+		}
+	}
+}
+
+// release gives key's turn back.
+func (d *destinations) release(key string) {
+	d.mu.Lock()
+	if d.busy[key]--; d.busy[key] <= 0 {
+		delete(d.busy, key)
+		delete(d.moved, key)
+	} else {
+		d.moved[key] = time.Now()
+	}
+	close(d.freed)
+	d.freed = make(chan struct{})
+	d.mu.Unlock()
+}
