@@ -143,6 +143,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	srv := &http.Server{
 		Handler: NewHandler(HTTPDeps{
 			Store: st, Live: live, Resolver: client.Resolver, Metrics: newMetrics(st, live, rl, writer, workers), Log: log, Validation: validator,
+			Writer: writer, MinFree: cfg.MaxMessageSize,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -191,6 +192,8 @@ type HTTPDeps struct {
 	Metrics    prometheus.Gatherer
 	Log        *slog.Logger
 	Validation *validation.Service // nil: validation is unavailable
+	Writer     *queue.Writer       // the relay's queue writer, for /readyz; nil: none
+	MinFree    int64               // bytes a SQLite data directory needs free to be ready (the largest message)
 }
 
 // NewHandler is flowgate's whole HTTP surface: health, API, metrics and
@@ -202,23 +205,7 @@ func NewHandler(d HTTPDeps) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := st.Ping(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("database unreachable\n"))
-			return
-		}
-		cur, known, err := st.SchemaStatus(ctx)
-		if err != nil || cur != known {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "database schema at version %d, want %d\n", cur, known)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
+	r.Handle("/readyz", readiness{st: st, writer: d.Writer, minFree: d.MinFree})
 	r.Mount("/api/v1", api.New(st, live, resolver, log).WithValidation(d.Validation).Handler())
 	r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	console.New(st, log.With("component", "console")).WithValidation(d.Validation).Register(r)

@@ -60,6 +60,8 @@ type Writer struct {
 	// HandOverTo); nil: every message waits in the queue for a claim.
 	local atomic.Pointer[Workers]
 
+	lastCommit, lastFailure atomic.Int64 // Unix nanoseconds of the last commit, the last failed one
+
 	pending       atomic.Int64 // handed over, not yet committed or failed
 	droppedTraces atomic.Int64
 	batches       atomic.Int64
@@ -141,6 +143,14 @@ func (w *Writer) Sync(ctx context.Context) error {
 // Stats reports counters for metrics and tests.
 func (w *Writer) Stats() (batches, committed, droppedTraces int64) {
 	return w.batches.Load(), w.committed.Load(), w.droppedTraces.Load()
+}
+
+// Failing reports whether the last commit failed, within the last
+// `within`, with no commit since: the relay is answering 451 to the mail
+// it receives.
+func (w *Writer) Failing(within time.Duration) bool {
+	f := w.lastFailure.Load()
+	return f > w.lastCommit.Load() && time.Since(time.Unix(0, f)) < within
 }
 
 // Close stops accepting work, commits what is waiting and returns.
@@ -229,12 +239,14 @@ func (w *Writer) commit(batch []request, ls *lease) error {
 		err = w.sql.accept(ctx, batch, ls)
 		cancel()
 		if err == nil {
+			w.lastCommit.Store(time.Now().UnixNano())
 			w.batches.Add(1)
 			w.committed.Add(int64(len(batch)))
 			return nil
 		}
 		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
+	w.lastFailure.Store(time.Now().UnixNano())
 	return fmt.Errorf("commit %d messages: %w", len(batch), err)
 }
 

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -224,4 +225,38 @@ func uidOf(rows []messageRow, id int64) string {
 		}
 	}
 	return "?"
+}
+
+// Failing says that received mail is answered 451 right now: the last
+// commit failed and none succeeded since.
+func TestWriterFailing(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		w := NewWriter(st, slog.New(slog.DiscardHandler))
+		defer w.Close()
+		msg := func(uid string) *Message {
+			return &Message{UID: uid, ReceivedAt: time.Now(), Status: Queued, ClientIP: "192.0.2.1", Sender: "a@fabrikam.com",
+				Recipients: []Recipient{{Address: "john@contoso.com", Status: Queued}}, Body: []byte("Subject: x\r\n\r\nx\r\n")}
+		}
+		if err := w.Enqueue(context.Background(), msg("ok-1")); err != nil || w.Failing(time.Minute) {
+			t.Fatalf("after a commit: err %v, failing %v", err, w.Failing(time.Minute))
+		}
+		if err := st.DB().Exec("ALTER TABLE messages RENAME TO messages_away").Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Enqueue(context.Background(), msg("lost-1")); err == nil {
+			t.Fatal("a commit into a missing table succeeded")
+		}
+		if !w.Failing(time.Minute) {
+			t.Fatal("not failing after a failed commit")
+		}
+		if w.Failing(0) {
+			t.Fatal("failing outside the window")
+		}
+		if err := st.DB().Exec("ALTER TABLE messages_away RENAME TO messages").Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Enqueue(context.Background(), msg("ok-2")); err != nil || w.Failing(time.Minute) {
+			t.Fatalf("after the table is back: err %v, failing %v", err, w.Failing(time.Minute))
+		}
+	})
 }
