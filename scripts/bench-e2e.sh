@@ -14,6 +14,10 @@
 # Needs: apt-get install postfix (for smtp-source/smtp-sink), Go, and for
 # postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
 #
+# BENCH_SAMPLE=1 (flowgate only): print, every second while the run lasts,
+# how many messages flowgate has accepted and the sink has received — the
+# backlog, which must not keep growing while acceptance is saturated.
+#
 # BENCH_PROFILE=DIR (flowgate only): serve pprof (FLOWGATE_PPROF_ADDR), take
 # a CPU profile of flowgate for BENCH_PROFILE_SECONDS (default 10) starting
 # when the load starts, write it to DIR/cpu.prof, and print the CPU seconds
@@ -104,6 +108,18 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   curl -s -o "$BENCH_PROFILE/cpu.prof" "http://$FLOWGATE_PPROF_ADDR/debug/pprof/profile?seconds=${BENCH_PROFILE_SECONDS:-10}" &
   prof_pid=$!
   cpu0_relay=$(cpu_of "$relay_pid"); cpu0_pg=$(cpu_of $(pg_pids)); cpu0_sink=$(cpu_of "$sink_pid")
+fi
+if [ -n "${BENCH_SAMPLE:-}" ] && [ "$target" = flowgate ]; then
+  (
+    http_addr=""
+    for i in $(seq 1 600); do
+      [ -n "$http_addr" ] || http_addr=$(grep -o 'http_addr=[0-9.:]*' "$work/flowgate.log" | head -n1 | cut -d= -f2)
+      sleep 1
+      acc=$(curl -s "http://$http_addr/metrics" | awk '/^flowgate_smtp_messages_total\{result="accepted"\}/ {print $2}')
+      echo "after ${i}s: accepted ${acc:-?}, delivered $(delivered || echo 0)"
+    done
+  ) &
+  pids+=($!)
 fi
 start=$(date +%s.%N)
 /usr/bin/time -f '%U %S' -o "$work/source.time" \

@@ -17,22 +17,26 @@ import (
 type sqliteQueue struct{ st *store.Store }
 
 func (q sqliteQueue) accept(ctx context.Context, batch []request, ls *lease) error {
+	defer q.turn()()
 	return q.st.Transact(ctx, func(tx *gorm.DB) error { return insertBatch(tx, batch, ls) })
 }
 
 func (q sqliteQueue) claim(ctx context.Context, owner string, now, until int64, n int) ([]messageRow, error) {
+	defer q.turn()()
 	var rows []messageRow
 	err := q.st.BookkeepingDB().WithContext(ctx).Raw(claimStatement(""), owner, until, now, now, n).Scan(&rows).Error
 	return rows, err
 }
 
 func (q sqliteQueue) record(ctx context.Context, batch []*outcome) error {
+	defer q.turn()()
 	return q.st.BookkeepingDB().WithContext(ctx).Transaction(func(tx *gorm.DB) error { return writeOutcomes(tx, batch) })
 }
 
 // prune deletes a batch of finished messages received before cutoff; the
 // children go with them through their foreign keys' ON DELETE CASCADE.
 func (q sqliteQueue) prune(ctx context.Context, cutoff int64, batch int) (int64, error) {
+	defer q.turn()()
 	res := q.st.BookkeepingDB().WithContext(ctx).Exec(`DELETE FROM messages WHERE id IN (SELECT id FROM messages
 		WHERE received_at < ? AND status IN ('delivered', 'bounced', 'rejected')
 		ORDER BY received_at LIMIT ?)`, cutoff, batch)
@@ -45,6 +49,14 @@ func (q sqliteQueue) prune(ctx context.Context, cutoff int64, batch int) (int64,
 func (q sqliteQueue) releaseOrphans(ctx context.Context) (int64, error) {
 	res := q.st.DB().WithContext(ctx).Exec("UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
 	return res.RowsAffected, res.Error
+}
+
+// turn waits for the queue's turn to write (store.SQLiteWrites) and
+// returns the function that gives it back.
+func (q sqliteQueue) turn() func() {
+	mu := q.st.SQLiteWrites()
+	mu.Lock()
+	return mu.Unlock
 }
 
 // claimStatement leases due messages and returns them, in one statement

@@ -66,6 +66,8 @@ type Store struct {
 
 	leaseOnce sync.Once
 	leaseDB   *gorm.DB // PostgreSQL: a pool with synchronous_commit off
+
+	sqliteWrites sync.Mutex // see SQLiteWrites
 }
 
 // SQLiteFile is the name of the embedded database in the data directory.
@@ -138,6 +140,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate"
 }
+
+// SQLiteWrites is the turn of the queue's writers on SQLite, which takes
+// one write transaction at a time. Without it, the writers wait for the
+// database's lock in its busy handler, which polls: the relay's writer,
+// always ready with the next batch, took the lock again and again while
+// the delivery workers' claims and outcomes waited, and the backlog grew
+// as long as mail kept arriving. Taken in turn (a sync.Mutex hands itself
+// over in order to waiters that have waited over a millisecond),
+// acceptance and delivery share the database, and acceptance slows down
+// as delivery needs its share: back-pressure instead of a growing queue.
+func (s *Store) SQLiteWrites() *sync.Mutex { return &s.sqliteWrites }
 
 // Dialect returns the engine in use.
 func (s *Store) Dialect() Dialect { return s.dialect }
