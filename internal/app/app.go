@@ -82,7 +82,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	go live.Run(runCtx)
 
-	cert, err := relay.ServerCertificate(cfg.TLSCert, cfg.TLSKey, cfg.DataDir, cfg.Hostname)
+	cert, err := relay.LoadServerCertificate(cfg.TLSCert, cfg.TLSKey, cfg.DataDir, cfg.Hostname, log.With("component", "relay"))
 	if err != nil {
 		return err
 	}
@@ -98,6 +98,8 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		MaxRecipients:       cfg.SMTPMaxRecipients,
 		MaxConnections:      cfg.SMTPMaxConnections,
 		MaxConnectionsPerIP: cfg.SMTPMaxConnectionsPerIP,
+		DataDeadline:        cfg.SMTPDataDeadline,
+		SessionDeadline:     cfg.SMTPSessionDeadline,
 		QueueLifetime:       cfg.QueueLifetime,
 		Certificate:         cert,
 		ClientRoots:         clientRoots,

@@ -38,6 +38,8 @@ type Config struct {
 	SMTPMaxConnections      int
 	SMTPMaxConnectionsPerIP int
 	SMTPMaxRecipients       int
+	SMTPDataDeadline        time.Duration
+	SMTPSessionDeadline     time.Duration
 
 	DeliveryConcurrency            int
 	DeliveryDestinationConcurrency int // deliveries at once to one destination; 0: half of DeliveryConcurrency
@@ -63,6 +65,25 @@ const (
 	DefaultDataTimeout    = 10 * time.Minute // idle time allowed while reading DATA
 	DefaultMaxLineLength  = 64 << 10         // bytes in a line, without CRLF
 	DefaultMaxHops        = 50               // Received: fields before a loop is declared
+)
+
+// Deadlines that bound slow relay clients (internal/relay/deadline.go).
+const (
+	// DefaultDataDeadline bounds a whole DATA, which DataTimeout does not:
+	// a client sending a byte every few minutes is never idle. Postfix has
+	// no such total (smtpd_timeout is per read); Exchange Server ends a
+	// whole inbound connection after 10 minutes (receive connector
+	// ConnectionTimeout) even while data flows. 10 minutes carry the
+	// largest default message (35 MiB) at about 0.5 Mbit/s, far slower
+	// than any mail server sends, while a trickling client holds its slot
+	// for 10 minutes at most.
+	DefaultDataDeadline = 10 * time.Minute
+	// DefaultSessionDeadline bounds a whole connection: enough for several
+	// messages of the largest size, or thousands of small ones; a client
+	// with more to send reconnects, as it does after any 421.
+	DefaultSessionDeadline = 30 * time.Minute
+	// DefaultStressTimeout is Postfix's smtpd_timeout under stress.
+	DefaultStressTimeout = 10 * time.Second
 )
 
 // DefaultRetrySchedule is the delay before each retry; the last repeats.
@@ -118,6 +139,8 @@ func settings() []setting {
 		{"smtp-max-connections", "FLOWGATE_SMTP_MAX_CONNECTIONS", strconv.Itoa(DefaultMaxConnections), "relay connections at once, in total", nil},
 		{"smtp-max-connections-per-ip", "FLOWGATE_SMTP_MAX_CONNECTIONS_PER_IP", strconv.Itoa(DefaultMaxConnectionsPerIP), "relay connections at once from one client IP", nil},
 		{"smtp-max-recipients", "FLOWGATE_SMTP_MAX_RECIPIENTS", strconv.Itoa(DefaultMaxRecipients), "recipients per message", nil},
+		{"smtp-data-deadline", "FLOWGATE_SMTP_DATA_DEADLINE", durationText(DefaultDataDeadline), "time allowed for a message's whole content (DATA/BDAT), however slowly it arrives", nil},
+		{"smtp-session-deadline", "FLOWGATE_SMTP_SESSION_DEADLINE", durationText(DefaultSessionDeadline), "time allowed for a whole relay connection", nil},
 		{"delivery-concurrency", "FLOWGATE_DELIVERY_CONCURRENCY", strconv.Itoa(DefaultDeliveryConcurrency), "messages this process delivers at once", nil},
 		{"delivery-destination-concurrency", "FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY", "", "deliveries this process makes at once to one destination (an outbound connector, or one domain's MX hosts); default half of FLOWGATE_DELIVERY_CONCURRENCY", nil},
 		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", durationText(DefaultDeliveryLease), "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
@@ -231,6 +254,19 @@ func build(v map[string]string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY %q is not a whole number ≥ 1", v))
 		}
 		c.DeliveryDestinationConcurrency = n
+	}
+	for _, dl := range []struct {
+		env, flag string
+		dst       *time.Duration
+	}{
+		{"FLOWGATE_SMTP_DATA_DEADLINE", "smtp-data-deadline", &c.SMTPDataDeadline},
+		{"FLOWGATE_SMTP_SESSION_DEADLINE", "smtp-session-deadline", &c.SMTPSessionDeadline},
+	} {
+		if d, err := time.ParseDuration(v[dl.flag]); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %q is not a positive duration like 10m", dl.env, v[dl.flag]))
+		} else {
+			*dl.dst = d
+		}
 	}
 	if d, err := time.ParseDuration(v["delivery-lease"]); err != nil || d < time.Second {
 		errs = append(errs, fmt.Errorf("FLOWGATE_DELIVERY_LEASE %q is not a duration ≥ 1s like 5m", v["delivery-lease"]))

@@ -37,7 +37,8 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 	if c.QueueLifetime != 48*time.Hour || c.TraceRetention != 90*24*time.Hour || c.MaxMessageSize != 36700160 || c.Hostname == "" ||
-		c.DeliveryConcurrency != 32 || c.DeliveryDestinationConcurrency != 0 || c.DeliveryLease != 5*time.Minute {
+		c.DeliveryConcurrency != 32 || c.DeliveryDestinationConcurrency != 0 || c.DeliveryLease != 5*time.Minute ||
+		c.SMTPDataDeadline != 10*time.Minute || c.SMTPSessionDeadline != 30*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -65,6 +66,8 @@ func TestInvalid(t *testing.T) {
 		"FLOWGATE_DNS_SERVER":                       {"FLOWGATE_DNS_SERVER": "127.0.0.1"},
 		"FLOWGATE_TRACE_RETENTION":                  {"FLOWGATE_TRACE_RETENTION": "ninety days"},
 		"FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY": {"FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY": "0"},
+		"FLOWGATE_SMTP_DATA_DEADLINE":               {"FLOWGATE_SMTP_DATA_DEADLINE": "0s"},
+		"FLOWGATE_SMTP_SESSION_DEADLINE":            {"FLOWGATE_SMTP_SESSION_DEADLINE": "forever"},
 		"FLOWGATE_TRACE_RETENTION 1d is shorter than FLOWGATE_QUEUE_LIFETIME": {"FLOWGATE_TRACE_RETENTION": "1d"},
 	}
 	for name, env := range cases {

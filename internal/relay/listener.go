@@ -11,21 +11,39 @@ import (
 	"time"
 )
 
-// limitListener caps connections in total and per client IP. A connection
-// over a cap gets "421 4.7.0" and is closed before go-smtp sees it.
+// limitListener caps connections in total and per client IP, keeps the
+// last slots for addresses holding less than their fair share, and puts
+// the relay under stress when it is nearly full (admission.go). A refused
+// connection gets "421 4.7.0" and is closed before go-smtp sees it. Every
+// connection it hands out is a countedConn, whose reads are bounded by
+// the deadlines in deadline.go.
 type limitListener struct {
 	net.Listener
 	max, perIP int
-	hostname   string
+	reserveAt  int // from here on, only addresses below their fair share get in
+	stressOn   int // stress begins at this many connections…
+	stressOff  int // …and ends below this many
+	deadlines  deadlines
 	log        *slog.Logger
 
 	mu    sync.Mutex
 	total int
 	per   map[netip.Addr]int
+	conns map[*countedConn]struct{} // to tighten their deadlines when stress begins
+
+	stressSince atomic.Int64 // unix nanoseconds when stress began; 0 when not under stress
 }
 
-func newLimitListener(ln net.Listener, max, perIP int, hostname string, log *slog.Logger) *limitListener {
-	return &limitListener{Listener: ln, max: max, perIP: perIP, hostname: hostname, log: log, per: map[netip.Addr]int{}}
+func newLimitListener(ln net.Listener, cfg Config, log *slog.Logger) *limitListener {
+	l := &limitListener{
+		Listener: ln, max: cfg.MaxConnections, perIP: cfg.MaxConnectionsPerIP,
+		reserveAt: percentOf(cfg.MaxConnections, reservePercent),
+		stressOn:  percentOf(cfg.MaxConnections, stressOnPercent),
+		stressOff: percentOf(cfg.MaxConnections, stressOffPercent),
+		deadlines: deadlines{session: cfg.SessionDeadline, stress: cfg.StressTimeout},
+		log:       log, per: map[netip.Addr]int{}, conns: map[*countedConn]struct{}{},
+	}
+	return l
 }
 
 func remoteIP(c net.Conn) netip.Addr {
@@ -42,17 +60,25 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
+		now := time.Now()
 		l.mu.Lock()
-		var refuse *Reply
-		switch {
-		case l.total >= l.max:
-			refuse = &replyTooManyConns
-		case l.per[ip] >= l.perIP:
-			refuse = &replyTooManyFromIP
-		default:
+		refuse := l.admit(ip)
+		var cc *countedConn
+		var wake []*countedConn
+		if refuse == nil {
 			l.total++
 			l.per[ip]++
+			cc = &countedConn{Conn: c, l: l, ip: ip}
+			if l.deadlines.session > 0 {
+				cc.sessionEnd = now.Add(l.deadlines.session)
+			}
+			l.conns[cc] = struct{}{}
+			if l.total >= l.stressOn && l.stressSince.Load() == 0 {
+				l.stressSince.Store(now.UnixNano())
+				wake = l.connList()
+			}
 		}
+		total := l.total
 		l.mu.Unlock()
 		if refuse != nil {
 			l.log.Warn("connection refused by limit", "client_ip", ip.String(), "reply", refuse.String())
@@ -63,17 +89,43 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			}()
 			continue
 		}
-		return &countedConn{Conn: c, l: l, ip: ip}, nil
+		if wake != nil {
+			l.log.Warn("relay under stress: idle and command timeouts shortened", "connections", total,
+				"limit", l.max, "timeout", l.deadlines.stress.String())
+			// Connections already waiting got their long timeout when
+			// the wait began; give them the short one from now.
+			for _, w := range wake {
+				w.reapplyDeadline()
+			}
+		}
+		return cc, nil
 	}
 }
 
-func (l *limitListener) release(ip netip.Addr) {
+func (l *limitListener) connList() []*countedConn {
+	list := make([]*countedConn, 0, len(l.conns))
+	for c := range l.conns {
+		list = append(list, c)
+	}
+	return list
+}
+
+func (l *limitListener) release(c *countedConn) {
 	l.mu.Lock()
 	l.total--
-	if l.per[ip]--; l.per[ip] <= 0 {
-		delete(l.per, ip)
+	if l.per[c.ip]--; l.per[c.ip] <= 0 {
+		delete(l.per, c.ip)
 	}
+	delete(l.conns, c)
+	ended := l.total < l.stressOff && l.stressSince.Load() != 0
+	if ended {
+		l.stressSince.Store(0)
+	}
+	total := l.total
 	l.mu.Unlock()
+	if ended {
+		l.log.Info("relay no longer under stress", "connections", total, "limit", l.max)
+	}
 }
 
 type countedConn struct {
@@ -81,7 +133,18 @@ type countedConn struct {
 	l    *limitListener
 	ip   netip.Addr
 	once sync.Once
-	idle atomic.Int64 // while > 0 (DATA), every read may wait this long (ns)
+
+	// The read deadlines (deadline.go), guarded by mu.
+	mu         sync.Mutex
+	sessionEnd time.Time     // the session's total deadline
+	waitFrom   time.Time     // when the current wait began: the command line's start, or the read's in DATA
+	lineEnd    time.Time     // the deadline go-smtp set for the command line
+	idle       time.Duration // in DATA: every read may wait this long
+	dataEnd    time.Time     // in DATA: the whole content must be in by then
+	dataLimit  time.Duration // the DATA deadline, for the trace
+	applied    time.Time     // the deadline last set on the socket…
+	appliedCap readCap       // …and which bound it is
+	cut        string        // why a read timed out; from then on every read fails
 
 	pending []byte // continuation lines of a multi-line reply not yet sent
 }
@@ -115,19 +178,6 @@ func isContinuationLine(p []byte) bool {
 		p[3] == '-' && p[len(p)-2] == '\r' && p[len(p)-1] == '\n' && bytes.IndexByte(p[:len(p)-2], '\n') < 0
 }
 
-// Read refreshes the read deadline before every read while an idle
-// timeout is set, so DATA may take long in total but never stall longer
-// than the timeout between packets.
-func (c *countedConn) Read(p []byte) (int, error) {
-	if d := c.idle.Load(); d > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d)))
-	}
-	return c.Conn.Read(p)
-}
-
-// setIdleTimeout switches the per-read deadline on (d > 0) or off.
-func (c *countedConn) setIdleTimeout(d time.Duration) { c.idle.Store(int64(d)) }
-
 // baseConn finds the countedConn under a session's connection (which is a
 // *tls.Conn after STARTTLS).
 func baseConn(c net.Conn) *countedConn {
@@ -139,6 +189,10 @@ func baseConn(c net.Conn) *countedConn {
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.l.release(c.ip) })
+	c.once.Do(func() {
+		if c.l != nil {
+			c.l.release(c)
+		}
+	})
 	return c.Conn.Close()
 }

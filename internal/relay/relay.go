@@ -35,6 +35,9 @@ type Config struct {
 	MaxConnectionsPerIP int
 	CommandTimeout      time.Duration // idle time allowed between commands
 	DataTimeout         time.Duration // idle time allowed while reading DATA
+	DataDeadline        time.Duration // time allowed for the whole DATA content, however it trickles
+	SessionDeadline     time.Duration // time allowed for a whole connection
+	StressTimeout       time.Duration // replaces CommandTimeout and DataTimeout while the relay is under stress (admission.go)
 	MaxLineLength       int           // bytes in a line, commands and content alike, without CRLF
 	MaxHops             int           // Received: fields before a loop is declared
 	QueueLifetime       time.Duration
@@ -64,6 +67,9 @@ func (c *Config) Defaults() {
 	fill(&c.MaxHops, config.DefaultMaxHops)
 	fillDuration(&c.CommandTimeout, config.DefaultCommandTimeout)
 	fillDuration(&c.DataTimeout, config.DefaultDataTimeout)
+	fillDuration(&c.DataDeadline, config.DefaultDataDeadline)
+	fillDuration(&c.SessionDeadline, config.DefaultSessionDeadline)
+	fillDuration(&c.StressTimeout, config.DefaultStressTimeout)
 	fillDuration(&c.QueueLifetime, config.DefaultQueueLifetime)
 }
 
@@ -74,6 +80,7 @@ type Relay struct {
 	queue  *queue.Writer
 	log    *slog.Logger
 	srv    *smtp.Server
+	lim    atomic.Pointer[limitListener] // set by Serve; tests read its counts (export_test.go)
 	closed atomic.Bool
 
 	accepted, rejected atomic.Int64
@@ -120,7 +127,8 @@ func New(cfg Config, live *liveconfig.Config, q *queue.Writer, log *slog.Logger)
 
 // Serve accepts connections on ln until Shutdown.
 func (r *Relay) Serve(ln net.Listener) error {
-	lim := newLimitListener(ln, r.cfg.MaxConnections, r.cfg.MaxConnectionsPerIP, r.cfg.Hostname, r.log)
+	lim := newLimitListener(ln, r.cfg, r.log)
+	r.lim.Store(lim)
 	err := r.srv.Serve(lim)
 	if r.closed.Load() {
 		return nil

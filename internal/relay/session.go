@@ -190,9 +190,10 @@ func (s *session) Data(r io.Reader) error {
 	defer putContentBuffer(body)
 	body.Reset()
 	s.writeReceived(body)
-	if cc := baseConn(s.conn.Conn()); cc != nil {
-		cc.setIdleTimeout(s.r.cfg.DataTimeout)
-		defer cc.setIdleTimeout(0)
+	cc := baseConn(s.conn.Conn())
+	if cc != nil {
+		cc.beginData(s.r.cfg.DataTimeout, s.r.cfg.DataDeadline)
+		defer cc.endData()
 	}
 	info, err := readContent(r, body, s.r.cfg.MaxLineLength, s.r.cfg.MaxHops, s.r.cfg.MaxMessageBytes)
 	if err != nil {
@@ -208,6 +209,10 @@ func (s *session) Data(r io.Reader) error {
 			return s.refuseMessage(replyLoop, "rejected", fmt.Sprintf("more than %d Received header fields", s.r.cfg.MaxHops))
 		case errors.Is(err, errLineTooLong), errors.Is(err, smtp.ErrTooLongLine):
 			return s.refuseMessage(replyLineTooLong, "rejected", fmt.Sprintf("a line longer than %d bytes", s.r.cfg.MaxLineLength))
+		case cc != nil && cc.cutReason() != "":
+			// A deadline passed (for BDAT, go-smtp saw the timeout and
+			// reset the message, so err is not a timeout).
+			return s.refuseMessage(replyDataTimeout, "rejected", "timeout reading DATA: "+cc.cutReason())
 		case isTimeout(err):
 			return s.refuseMessage(replyDataTimeout, "rejected", "timeout reading DATA")
 		}

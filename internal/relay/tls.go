@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -17,10 +18,16 @@ import (
 	"time"
 )
 
-// ServerCertificate loads the relay's certificate from certFile/keyFile, or
-// when both are empty, from the data directory, generating a self-signed
-// one there on first start.
-func ServerCertificate(certFile, keyFile, dataDir, hostname string) (tls.Certificate, error) {
+// LoadServerCertificate loads the relay's certificate from certFile and
+// keyFile, which the admin configured: if they cannot be loaded, that is
+// an error. When both are empty it loads the self-signed certificate
+// flowgate generated in <dataDir>/tls, generating one on first start, and
+// a new one, with a warning, when the generated pair cannot be loaded (a
+// file empty, truncated, unreadable or missing, or the key not the
+// certificate's). Nobody else made that pair, and a new one serves as
+// well, where refusing to start would stop all mail; only a client that
+// pinned the old certificate notices.
+func LoadServerCertificate(certFile, keyFile, dataDir, hostname string, log *slog.Logger) (tls.Certificate, error) {
 	if certFile != "" {
 		c, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -30,24 +37,51 @@ func ServerCertificate(certFile, keyFile, dataDir, hostname string) (tls.Certifi
 	}
 	dir := filepath.Join(dataDir, "tls")
 	certFile, keyFile = filepath.Join(dir, "relay-cert.pem"), filepath.Join(dir, "relay-key.pem")
-	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err == nil {
 		return c, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return tls.Certificate{}, fmt.Errorf("load generated relay certificate: %w", err)
 	}
+	if missing(certFile) && missing(keyFile) {
+		err = nil // first start
+	} else {
+		log.Warn("the generated relay certificate cannot be loaded; generating a new one", "dir", dir, "err", err)
+	}
+	c, gerr := generateCertificate(dir, certFile, keyFile, hostname)
+	if gerr != nil {
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("generate relay certificate (the one in %s cannot be loaded: %v): %w", dir, err, gerr)
+		}
+		return tls.Certificate{}, fmt.Errorf("generate relay certificate: %w", gerr)
+	}
+	log.Info("generated a self-signed relay certificate", "cert", certFile, "hostname", hostname)
+	return c, nil
+}
+
+func missing(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// generateCertificate writes a new self-signed pair into dir, each file
+// durably (writeDurable), the key first and the certificate last, so a
+// crash never leaves a certificate without its key: it leaves the old
+// pair, no pair, or a pair that does not match, which the next start
+// replaces.
+func generateCertificate(dir, certFile, keyFile, hostname string) (tls.Certificate, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return tls.Certificate{}, fmt.Errorf("generate relay certificate: %w", err)
+		return tls.Certificate{}, err
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil { // the tls directory's own entry
+		return tls.Certificate{}, err
 	}
 	certPEM, keyPEM, err := selfSigned(hostname)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("generate relay certificate: %w", err)
-	}
-	// Write the key first and the certificate last, each atomically, so a
-	// crash never leaves a certificate without its key.
-	if err := writeAtomic(keyFile, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := writeAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := writeDurable(keyFile, keyPEM, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := writeDurable(certFile, certPEM, 0o644); err != nil {
 		return tls.Certificate{}, err
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
@@ -83,15 +117,53 @@ func selfSigned(hostname string) (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
+// writeDurable replaces path with data so that after a crash or power
+// loss path holds the old content or all of data, never an empty or
+// partial file: data goes to a temporary file, which is flushed to disk,
+// renamed over path, and the directory flushed so that the rename is on
+// disk too.
+func writeDurable(path string, data []byte, mode os.FileMode) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("write %s: %w", path, err)
+		}
+	}()
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	err = f.Chmod(mode) // a temporary file left by a crash keeps its mode
+	if err == nil {
+		_, err = f.Write(data)
 	}
-	return nil
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir flushes a directory's entries (created, renamed files) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // CertPool returns the system roots plus the certificates in bundleFile.
