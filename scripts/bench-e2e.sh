@@ -14,6 +14,8 @@
 # Needs: apt-get install postfix (for smtp-source/smtp-sink), Go, and for
 # postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
 #
+# For flowgate it also prints the process's peak resident memory (VmHWM).
+#
 # BENCH_SAMPLE=1 (flowgate only): print, every second while the run lasts,
 # how many messages flowgate has accepted and the sink has received — the
 # backlog, which must not keep growing while acceptance is saturated.
@@ -144,6 +146,9 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
       "$(echo "$metrics" | awk '/^flowgate_delivery_messages_total\{source="memory"\}/ {print $2}')" \
       "$(echo "$metrics" | awk '/^flowgate_delivery_messages_total\{source="queue"\}/ {print $2}')"
   fi
+fi
+if [ "$target" = flowgate ]; then
+  echo "flowgate peak resident memory (VmHWM): $(awk '/^VmHWM/ {printf "%d MB", $2/1024}' "/proc/$relay_pid/status")"
 fi
 printf '%s %s sessions=%s size=%s count=%s: accepted in %.2fs (%.0f msg/s), delivered in %.2fs → %.0f msg/s end to end\n' \
   "$target" "$engine" "$sessions" "$size" "$count" \

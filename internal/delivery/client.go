@@ -101,11 +101,11 @@ func (c *Client) port() int {
 	return c.Port
 }
 
-// Deliver sends body from `from` to rcpts through t. Hosts are tried in
+// Deliver sends content from `from` to rcpts through t. Hosts are tried in
 // order; the next host is tried after a connection, greeting, TLS policy
 // or transaction-level temporary failure. Recipient-level replies are
 // final for this attempt.
-func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []string, body []byte) Result {
+func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []string, content Content) Result {
 	var res Result
 	fail := func(reply smtpreply.Reply) Result {
 		res.Rcpts = res.Rcpts[:0]
@@ -151,7 +151,7 @@ func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []str
 				lastReply = smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: why}
 				continue
 			}
-			out, done, reply := c.attempt(ctx, t, h.Name, addr, &att, from, rcpts, body)
+			out, done, reply := c.attempt(ctx, t, h.Name, addr, &att, from, rcpts, content)
 			att.Duration = time.Since(att.Start)
 			att.Reply = reply.String()
 			att.OK = done
@@ -171,7 +171,7 @@ func (c *Client) Deliver(ctx context.Context, t Target, from string, rcpts []str
 
 // attempt runs one transaction on one address. done is false when the
 // next host should be tried; reply then says why.
-func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *Attempt, from string, rcpts []string, body []byte) ([]RcptResult, bool, smtpreply.Reply) {
+func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *Attempt, from string, rcpts []string, content Content) ([]RcptResult, bool, smtpreply.Reply) {
 	key := fmt.Sprintf("%s|%s|%s|%v", addr, host, t.TLS, t.TLSDomain)
 	s, reused := c.takeIdle(key), true
 	if s == nil {
@@ -187,7 +187,7 @@ func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *
 		}
 	}
 	att.TLSVersion, att.TLSCipher, att.PeerChain, att.Note = s.tlsVer, s.cipher, s.chain, s.note
-	out, done, reply, healthy := c.transact(s, from, rcpts, body)
+	out, done, reply, healthy := c.transact(ctx, s, from, rcpts, content)
 	if !healthy && reused && !done {
 		// A pooled session may have been closed by the peer; retry once
 		// on a fresh connection.
@@ -198,7 +198,7 @@ func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *
 		}
 		s = fresh
 		att.TLSVersion, att.TLSCipher, att.PeerChain, att.Note = s.tlsVer, s.cipher, s.chain, s.note
-		out, done, reply, healthy = c.transact(s, from, rcpts, body)
+		out, done, reply, healthy = c.transact(ctx, s, from, rcpts, content)
 	}
 	if healthy {
 		c.putIdle(s)
@@ -210,10 +210,10 @@ func (c *Client) attempt(ctx context.Context, t Target, host, addr string, att *
 
 // transact runs MAIL, RCPT…, DATA. healthy says whether the session can be
 // reused.
-func (c *Client) transact(s *session, from string, rcpts []string, body []byte) (out []RcptResult, done bool, reply smtpreply.Reply, healthy bool) {
+func (c *Client) transact(ctx context.Context, s *session, from string, rcpts []string, content Content) (out []RcptResult, done bool, reply smtpreply.Reply, healthy bool) {
 	// MAIL, RCPT and DATA go in one write when the server offers
 	// PIPELINING (RFC 2920), one at a time otherwise.
-	env, err := s.c.SendEnvelope(from, &smtp.MailOptions{Size: int64(len(body))}, rcpts)
+	env, err := s.c.SendEnvelope(from, &smtp.MailOptions{Size: content.Size()}, rcpts)
 	if err != nil {
 		return nil, false, errorReply(err), false
 	}
@@ -247,12 +247,18 @@ func (c *Client) transact(s *session, from string, rcpts []string, body []byte) 
 		return out, true, errorReply(env.DataErr), true
 	}
 	w := env.Data
-	werr := writeContent(s.conn, writerFunc(w.WriteRaw), w, body)
+	if werr := sendContent(ctx, s.conn, writerFunc(w.WriteRaw), w, content); werr != nil {
+		// Never end the content with its final dot after a failure (a
+		// piece that could not be read, a broken connection): the next
+		// hop would take the part sent for the whole message. Closing the
+		// connection makes it discard the part.
+		_ = s.conn.Close()
+		return nil, false, errorReply(fmt.Errorf("sending the content: %w", werr)), false
+	}
 	resp, cerr := w.CloseWithResponse()
-	if werr != nil || cerr != nil {
-		err := errors.Join(werr, cerr)
+	if cerr != nil {
 		if !isSMTP(cerr) {
-			return nil, false, errorReply(err), false
+			return nil, false, errorReply(cerr), false
 		}
 		for _, r := range accepted {
 			out = append(out, RcptResult{Address: r, Reply: errorReply(cerr)})

@@ -35,11 +35,11 @@ func TestSilentHostIsMarkedDown(t *testing.T) {
 	defer c.Close()
 	target := Target{Via: "test", Hosts: []Host{{Name: "127.0.0.1", IP: addr.AddrPort().Addr(), Port: addr.Port, Pref: -1}}, TLS: connector.TLSOpportunistic}
 
-	first := c.Deliver(context.Background(), target, "a@b.test", []string{"x@y.test"}, []byte("Subject: x\r\n\r\nx\r\n"))
+	first := c.Deliver(context.Background(), target, "a@b.test", []string{"x@y.test"}, Bytes("Subject: x\r\n\r\nx\r\n"))
 	if len(first.Rcpts) != 1 || first.Rcpts[0].Delivered || first.Rcpts[0].Reply.Permanent() || !strings.Contains(first.Rcpts[0].Reply.Text, "greeting from") {
 		t.Fatalf("first delivery: %+v", first.Rcpts)
 	}
-	second := c.Deliver(context.Background(), target, "a@b.test", []string{"x@y.test"}, []byte("Subject: x\r\n\r\nx\r\n"))
+	second := c.Deliver(context.Background(), target, "a@b.test", []string{"x@y.test"}, Bytes("Subject: x\r\n\r\nx\r\n"))
 	r := second.Rcpts[0].Reply
 	if r.Code != 451 || !strings.Contains(r.Text, "is marked down until") || !strings.Contains(r.Text, "greeting from") {
 		t.Fatalf("second delivery: %+v", r)
@@ -61,7 +61,7 @@ func TestRefusedHostIsNotMarkedDown(t *testing.T) {
 	defer c.Close()
 	target := Target{Via: "test", Hosts: []Host{{Name: "127.0.0.1", IP: addr.AddrPort().Addr(), Port: addr.Port, Pref: -1}}, TLS: connector.TLSOpportunistic}
 	for range 2 {
-		res := c.Deliver(context.Background(), target, "a@b.test", []string{"x@y.test"}, []byte("x\r\n"))
+		res := c.Deliver(context.Background(), target, "a@b.test", []string{"x@y.test"}, Bytes("x\r\n"))
 		if txt := res.Rcpts[0].Reply.Text; !strings.Contains(txt, "connection refused") {
 			t.Fatalf("reply %q, want a refused connection each time", txt)
 		}

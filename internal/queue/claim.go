@@ -46,6 +46,10 @@ func (wk *Workers) claim(ctx context.Context, n int) ([]*job, error) {
 	for i := range bodies {
 		jobs[bodies[i].MessageID].body = bodies[i].Data
 	}
+	if err := countChunks(ctx, wk.st, out); err != nil {
+		wk.forget(ids)
+		return nil, err
+	}
 	return out, nil
 }
 

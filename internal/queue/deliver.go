@@ -43,14 +43,14 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 		wk.log.Warn("claimed message has no pending recipient", "msg_id", msg.UID)
 		return &outcome{msg: msg, status: finalStatus(priorBounced), attempts: msg.Attempts, deleteBody: true}
 	}
-	if j.body == nil {
+	if j.body == nil && j.chunks == 0 {
 		// Should never happen; never report such a message as delivered.
 		wk.log.Error("queued message has no content; its recipients are bounced", "msg_id", msg.UID)
 		for _, rc := range pending {
 			rc.setReply(Bounced, smtpreply.Reply{Code: 554, Enhanced: [3]int{5, 3, 0}, Text: "the message content is missing from the queue"})
 			rc.Attempts++
 		}
-		return wk.outcomeOf(msg, pending, priorBounced, nil, &pass{attempted: true})
+		return wk.outcomeOf(msg, pending, priorBounced, func() []byte { return nil }, &pass{attempted: true})
 	}
 	ix := wk.live.Index()
 	p := &pass{}
@@ -94,7 +94,7 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			addrs[i] = rc.Address
 		}
 		p.attempted = true
-		res := wk.d.Deliver(ctx, g.target, msg.Sender, addrs, j.body)
+		res := wk.d.Deliver(ctx, g.target, msg.Sender, addrs, j.content(wk.st))
 		wk.dests.release(g.target.Key)
 		for _, a := range res.Attempts {
 			tlsInfo := "no TLS"
@@ -124,7 +124,11 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			}
 		}
 	}
-	return wk.outcomeOf(msg, pending, priorBounced, j.body, p)
+	o := wk.outcomeOf(msg, pending, priorBounced, func() []byte { return j.head(ctx, wk.st) }, p)
+	if o.deleteBody && j.chunks > 0 {
+		o.chunkedUID = msg.UID
+	}
+	return o
 }
 
 func finalStatus(bounced bool) Status {

@@ -29,6 +29,13 @@ type dialect interface {
 	// releaseOrphans releases, at start, the leases a previous run of this
 	// process left behind, where that can be known.
 	releaseOrphans(ctx context.Context) (int64, error)
+	// putChunk stores a piece of a large message's content (chunks.go)
+	// durably; dropChunks deletes the pieces of the messages uids.
+	putChunk(ctx context.Context, uid string, seq int, at int64, data []byte) error
+	dropChunks(ctx context.Context, uids []string) error
+	// pruneChunks deletes the pieces, stored before `before`, of messages
+	// that are not waiting for delivery.
+	pruneChunks(ctx context.Context, before int64) (int64, error)
 	// watchOwners proves this process alive to the others sharing the
 	// database and releases the leases of processes that are gone, until
 	// ctx ends (done is closed then); see liveness.go.

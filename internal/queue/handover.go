@@ -18,7 +18,7 @@ func (w *Writer) HandOverTo(wk *Workers) { w.local.Store(wk) }
 func (wk *Workers) leaseFor(batch []request) *lease {
 	wanted := 0
 	for i := range batch {
-		if batch[i].m.Status == Queued && batch[i].m.Body != nil {
+		if batch[i].m.Status == Queued && batch[i].m.hasContent() {
 			wanted++
 		}
 	}
@@ -38,7 +38,7 @@ func (wk *Workers) leaseFor(batch []request) *lease {
 		return nil
 	}
 	for i := range batch {
-		if k > 0 && batch[i].m.Status == Queued && batch[i].m.Body != nil {
+		if k > 0 && batch[i].m.Status == Queued && batch[i].m.hasContent() {
 			batch[i].leased = true
 			k--
 		}
@@ -66,7 +66,7 @@ func (wk *Workers) handOver(r *request, committed bool, ls *lease) {
 // job is the delivery job of a committed request: what a claim would have
 // loaded from the database.
 func (r *request) job(ls *lease) *job {
-	j := &job{msg: r.row(Micros(time.Now()), ls), body: r.m.Body}
+	j := &job{msg: r.row(Micros(time.Now()), ls), body: r.m.Body, chunks: r.m.Chunks}
 	j.msg.ID = r.id
 	j.rcpts = make([]*recipientRow, len(r.m.Recipients))
 	for i, rc := range r.m.Recipients {

@@ -106,6 +106,12 @@ func (p *pipeline) outbound(spec *connector.OutboundSpec) int64 {
 // address 127.0.0.1 and returns its queue id.
 func (p *pipeline) submit(from string, rcpts []string, subject string) string {
 	p.t.Helper()
+	return p.submitBody(from, rcpts, subject, "body of "+subject+"\r\n")
+}
+
+// submitBody is submit with the given body (CRLF lines).
+func (p *pipeline) submitBody(from string, rcpts []string, subject, body string) string {
+	p.t.Helper()
 	c := testutil.NewRawSMTP(p.t, "127.0.0.1", p.relay)
 	c.Cmd("EHLO client.test")
 	if code, text := c.Cmd("MAIL FROM:<%s>", from); code != 250 {
@@ -117,7 +123,7 @@ func (p *pipeline) submit(from string, rcpts []string, subject string) string {
 		}
 	}
 	c.Cmd("DATA")
-	c.Send("Subject: %s\r\nMessage-ID: <%d@client.test>\r\n\r\nbody of %s\r\n.\r\n", subject, time.Now().UnixNano(), subject)
+	c.Send("Subject: %s\r\nMessage-ID: <%d@client.test>\r\n\r\n%s.\r\n", subject, time.Now().UnixNano(), body)
 	code, text := c.Read()
 	if code != 250 {
 		p.t.Fatalf("DATA: %d %s", code, text)

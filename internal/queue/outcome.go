@@ -7,9 +7,10 @@ import (
 
 // job is one claimed message with everything needed to deliver it.
 type job struct {
-	msg   messageRow
-	rcpts []*recipientRow // every recipient; pending ones are queued or deferred
-	body  []byte
+	msg    messageRow
+	rcpts  []*recipientRow // every recipient; pending ones are queued or deferred
+	body   []byte          // the content in memory; nil when it is in pieces
+	chunks int             // the pieces of a large message's content (chunks.go)
 }
 
 // outcome is the record of one delivery pass, committed in groups.
@@ -22,6 +23,7 @@ type outcome struct {
 	next       *int64
 	dsn        *Message
 	deleteBody bool
+	chunkedUID string // the uid of a finished large message, whose pieces go
 }
 
 // NextRetry is the delay before the retry that follows `attempts` failed
@@ -47,7 +49,7 @@ type pass struct {
 // outcomeOf decides what a delivery pass means: which recipients bounced
 // (a 5xx, or the queue lifetime ran out), whether the message is finished,
 // when to retry, and the DSN for newly bounced recipients.
-func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounced bool, body []byte, p *pass) *outcome {
+func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounced bool, original func() []byte, p *pass) *outcome {
 	now := time.Now()
 	expired := msg.ExpiresAt != nil && Micros(now) >= *msg.ExpiresAt
 	var failures []Failure
@@ -96,7 +98,7 @@ func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounce
 	if len(failures) > 0 {
 		ev("bounced", fmt.Sprintf("%d recipient(s) failed permanently", len(failures)))
 		if msg.Sender != "" {
-			o.dsn = wk.dsnFor(msg, body, failures, now)
+			o.dsn = wk.dsnFor(msg, original(), failures, now)
 			ev("dsn", "delivery status notification "+o.dsn.UID+" queued to "+msg.Sender)
 		} else {
 			ev("dsn", "no DSN: the message has the null sender (a bounce never bounces)")

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -35,9 +36,16 @@ func Prune(ctx context.Context, st *store.Store, cutoff time.Time, batch int) (i
 		}
 		total += n
 		if n < int64(batch) {
-			return total, nil
+			break
 		}
 	}
+	// Pieces of large messages that no waiting message needs: left by a
+	// message refused or a process killed mid-message, or by a failed
+	// deletion once the message was finished.
+	if _, err := dialectFor(st).pruneChunks(ctx, Micros(time.Now().Add(-chunkOrphanAge))); err != nil {
+		return total, fmt.Errorf("prune message pieces: %w", err)
+	}
+	return total, nil
 }
 
 // RunPruner applies the trace retention: it prunes messages received more

@@ -85,3 +85,43 @@ func TestPruneDeletesOnlyOldFinishedMessages(t *testing.T) {
 		}
 	})
 }
+
+// The pieces of large messages that no waiting message needs — left by a
+// crash mid-message, or by a finished message whose pieces could not be
+// deleted — go once a day old; a waiting message keeps its pieces however
+// old, and recent pieces stay (their message may be about to commit).
+func TestPruneDeletesOrphanPieces(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		w := NewWriter(st, slog.New(slog.DiscardHandler))
+		defer w.Close()
+		ctx := context.Background()
+		old := Micros(time.Now().Add(-2 * chunkOrphanAge))
+		q := dialectFor(st)
+		for _, p := range []struct {
+			uid string
+			at  int64
+		}{{"waiting", old}, {"crashed", old}, {"delivered", old}, {"arriving", Micros(time.Now())}} {
+			if err := q.putChunk(ctx, p.uid, 0, p.at, []byte("piece\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for uid, status := range map[string]Status{"waiting": Queued, "delivered": Delivered} {
+			m := &Message{UID: uid, ReceivedAt: time.Now(), Status: Queued, ClientIP: "192.0.2.1", Sender: "a@fabrikam.com",
+				Recipients: []Recipient{{Address: "x@contoso.com", Status: Queued}}, Chunks: 1, Size: 7}
+			if err := w.Enqueue(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.DB().Exec("UPDATE messages SET status = ? WHERE uid = ?", string(status), uid).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Prune(ctx, st, time.Now().Add(-90*24*time.Hour), 0); err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		st.DB().Raw("SELECT uid FROM message_chunks ORDER BY uid").Scan(&left)
+		if fmt.Sprint(left) != "[arriving waiting]" {
+			t.Fatalf("pieces left %v, want [arriving waiting]", left)
+		}
+	})
+}

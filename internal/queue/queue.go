@@ -90,7 +90,23 @@ type Message struct {
 	ExpiresAt          time.Time
 	Recipients         []Recipient
 	Events             []Event
-	Body               []byte // nil for rejected mail
+	Body               []byte // nil for rejected mail, and for content stored in pieces
+	// Chunks is the number of pieces of the content already stored by a
+	// Spool (a large message, chunks.go), Size their total length; Body
+	// is nil then.
+	Chunks int
+	Size   int64
+}
+
+// hasContent reports whether m carries content to deliver.
+func (m *Message) hasContent() bool { return m.Body != nil || m.Chunks > 0 }
+
+// contentSize is the length of m's content.
+func (m *Message) contentSize() int64 {
+	if m.Chunks > 0 {
+		return m.Size
+	}
+	return int64(len(m.Body))
 }
 
 // Recipient is one envelope recipient.

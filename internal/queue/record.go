@@ -47,6 +47,8 @@ func (wk *Workers) record(outcomes <-chan *outcome) {
 		}
 		if err != nil {
 			wk.log.Error("record delivery outcomes; the messages will be retried when their leases expire", "messages", len(batch), "err", err)
+		} else {
+			wk.dropFinishedChunks(batch)
 		}
 		// Capacity came free: look for work now if some was left behind;
 		// a bounce's DSN is a new message.
@@ -59,6 +61,25 @@ func (wk *Workers) record(outcomes <-chan *outcome) {
 		} else {
 			wk.capacityFreed()
 		}
+	}
+}
+
+// dropFinishedChunks deletes the pieces of the large messages a batch
+// finished. A failure leaves them to Prune.
+func (wk *Workers) dropFinishedChunks(batch []*outcome) {
+	var uids []string
+	for _, o := range batch {
+		if o.chunkedUID != "" {
+			uids = append(uids, o.chunkedUID)
+		}
+	}
+	if len(uids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := wk.sql.dropChunks(ctx, uids); err != nil {
+		wk.log.Warn("delete the content of finished messages; the trace pruning will", "messages", len(uids), "err", err)
 	}
 }
 

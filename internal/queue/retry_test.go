@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -262,6 +263,31 @@ func TestMissingContentIsBouncedNotDelivered(t *testing.T) {
 			uid := p.submit("sun@internet.test", []string{"john@contoso.com"}, "no content")
 			p.waitStatus(uid, "john@contoso.com", "deferred", 5*time.Second)
 			if err := p.st.DB().Exec(`DELETE FROM message_bodies WHERE message_id = (SELECT id FROM messages WHERE uid = ?)`, uid).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := p.st.DB().Exec(`UPDATE messages SET next_attempt_at = 0 WHERE uid = ?`, uid).Error; err != nil {
+				t.Fatal(err)
+			}
+			r := p.waitStatus(uid, "john@contoso.com", "bounced", 5*time.Second)
+			if !strings.Contains(r.LastReply, "5.3.0") {
+				t.Fatalf("reply %q", r.LastReply)
+			}
+		})
+	}
+}
+
+// A large message whose stored pieces no longer make its content (one is
+// gone) is bounced, never delivered cut short.
+func TestMissingPieceIsBouncedNotDelivered(t *testing.T) {
+	for _, e := range testutil.Engines {
+		t.Run(e.Name, func(t *testing.T) {
+			p := newPipeline(t, e, pipelineOpts{retry: []time.Duration{time.Hour}})
+			p.accepted("contoso.com")
+			dead := closedAddr(t)
+			p.outbound(&connector.OutboundSpec{Common: onPrem("On-prem"), AllAcceptedDomains: true, SmartHosts: []string{dead}})
+			uid := p.submitBody("sun@internet.test", []string{"john@contoso.com"}, "large", strings.Repeat("a line of the body\r\n", 2*queue.ChunkSize/20))
+			p.waitStatus(uid, "john@contoso.com", "deferred", 5*time.Second)
+			if err := p.st.DB().Exec(`DELETE FROM message_chunks WHERE uid = ? AND seq = 1`, uid).Error; err != nil {
 				t.Fatal(err)
 			}
 			if err := p.st.DB().Exec(`UPDATE messages SET next_attempt_at = 0 WHERE uid = ?`, uid).Error; err != nil {

@@ -17,7 +17,7 @@ import (
 
 // Deliverer sends one message along one route (delivery.Client).
 type Deliverer interface {
-	Deliver(ctx context.Context, t delivery.Target, from string, rcpts []string, body []byte) delivery.Result
+	Deliver(ctx context.Context, t delivery.Target, from string, rcpts []string, content delivery.Content) delivery.Result
 }
 
 // WorkerConfig tunes the delivery workers.

@@ -256,7 +256,7 @@ func (r *request) row(now int64, ls *lease) messageRow {
 	row := messageRow{
 		UID: m.UID, ReceivedAt: Micros(m.ReceivedAt), Status: m.Status, ClientIP: m.ClientIP, Helo: m.Helo,
 		TLSVersion: m.TLSVersion, TLSCipher: m.TLSCipher, ClientCert: m.ClientCert, Sender: m.Sender,
-		MessageIDHeader: m.MessageIDHeader, Size: int64(len(m.Body)), InboundConnectorID: m.InboundConnectorID,
+		MessageIDHeader: m.MessageIDHeader, Size: m.contentSize(), InboundConnectorID: m.InboundConnectorID,
 		InboundConnector: m.InboundConnector, InboundRevision: m.InboundRevision, Attribution: m.Attribution,
 		Reply: m.Reply, UpdatedAt: now,
 	}

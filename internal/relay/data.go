@@ -31,9 +31,16 @@ type contentInfo struct {
 // content is dot-stuffed like any other when it is sent on. It refuses
 // lines longer than maxLine bytes, more than maxHops Received fields, and
 // content of more than maxBytes bytes (as stored).
-func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes int64) (contentInfo, error) {
+//
+// With spill set, whenever out holds spillAt bytes or more at the end of a
+// line, readContent hands them to spill and empties out, so that a large
+// message is never held whole (queue.Spool stores the pieces); what is
+// left in out at the end is the content's last piece. An error from spill
+// ends the reading.
+func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes int64, spillAt int, spill func([]byte) error) (contentInfo, error) {
 	start := out.Len()
 	var (
+		spilled   int64 // content handed to spill
 		info      contentInfo
 		bufp      = readBuffers.Get().(*[]byte)
 		buf       = *bufp
@@ -75,6 +82,14 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes 
 			}
 		}
 		lineStart = out.Len()
+		if spill != nil && out.Len() >= spillAt {
+			spilled += int64(out.Len() - start)
+			if err := spill(out.Bytes()); err != nil {
+				return err
+			}
+			out.Reset()
+			start, lineStart = 0, 0
+		}
 		return nil
 	}
 	for {
@@ -85,7 +100,7 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes 
 		// so each byte is scanned at most once per kind (bytes.IndexAny
 		// with a two-byte set goes a byte at a time).
 		crAt, lfAt := -1, -1
-		if int64(out.Len()-start) > maxBytes {
+		if spilled+int64(out.Len()-start) > maxBytes {
 			return info, errTooBig // stop early; the rest is drained unread
 		}
 		for len(chunk) > 0 {
@@ -143,7 +158,7 @@ func readContent(r io.Reader, out *bytes.Buffer, maxLine, maxHops int, maxBytes 
 			return info, err
 		}
 	}
-	if int64(out.Len()-start) > maxBytes {
+	if spilled+int64(out.Len()-start) > maxBytes {
 		return info, errTooBig
 	}
 	return info, nil

@@ -28,7 +28,7 @@ func TestReadContentNormalizesLineEndings(t *testing.T) {
 				if !oneByte {
 					rd = strings.NewReader(tc.in)
 				}
-				if _, err := readContent(rd, &out, 100000, 50, 1<<30); err != nil {
+				if _, err := readContent(rd, &out, 100000, 50, 1<<30, 0, nil); err != nil {
 					t.Fatal(err)
 				}
 				if out.String() != tc.want {
@@ -45,7 +45,7 @@ func TestReadContentNormalizesLineEndings(t *testing.T) {
 func TestReadContentHeaders(t *testing.T) {
 	msg := "Received: from a\r\nreceived: from b\r\n\tby c\r\nMessage-ID:\r\n <abc@x.example>\r\nSubject: hi\r\n\r\nReceived: in body\r\n"
 	var out bytes.Buffer
-	info, err := readContent(strings.NewReader(msg), &out, 1000, 50, 1<<30)
+	info, err := readContent(strings.NewReader(msg), &out, 1000, 50, 1<<30, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,17 +53,17 @@ func TestReadContentHeaders(t *testing.T) {
 		t.Fatalf("info %+v", info)
 	}
 	hops := strings.Repeat("Received: from x\r\n", 5) + "\r\nbody\r\n"
-	if _, err := readContent(strings.NewReader(hops), &bytes.Buffer{}, 1000, 4, 1<<30); !errors.Is(err, errTooManyHops) {
+	if _, err := readContent(strings.NewReader(hops), &bytes.Buffer{}, 1000, 4, 1<<30, 0, nil); !errors.Is(err, errTooManyHops) {
 		t.Fatalf("5 hops with a limit of 4: %v", err)
 	}
-	if _, err := readContent(strings.NewReader(hops), &bytes.Buffer{}, 1000, 5, 1<<30); err != nil {
+	if _, err := readContent(strings.NewReader(hops), &bytes.Buffer{}, 1000, 5, 1<<30, 0, nil); err != nil {
 		t.Fatalf("5 hops with a limit of 5: %v", err)
 	}
 	long := "A: b\r\n\r\n" + strings.Repeat("x", 1001) + "\r\n"
-	if _, err := readContent(strings.NewReader(long), &bytes.Buffer{}, 1000, 5, 1<<30); !errors.Is(err, errLineTooLong) {
+	if _, err := readContent(strings.NewReader(long), &bytes.Buffer{}, 1000, 5, 1<<30, 0, nil); !errors.Is(err, errLineTooLong) {
 		t.Fatalf("long line: %v", err)
 	}
-	if _, err := readContent(strings.NewReader(long), &bytes.Buffer{}, 1001, 5, 1<<30); err != nil {
+	if _, err := readContent(strings.NewReader(long), &bytes.Buffer{}, 1001, 5, 1<<30, 0, nil); err != nil {
 		t.Fatalf("line at the limit: %v", err)
 	}
 }

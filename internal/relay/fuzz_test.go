@@ -222,7 +222,7 @@ func FuzzReadContent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, maxLine uint16, chunk uint8) {
 		const huge = 1 << 30
 		var out bytes.Buffer
-		info, err := readContent(bytes.NewReader(in), &out, huge, huge, huge)
+		info, err := readContent(bytes.NewReader(in), &out, huge, huge, huge, 0, nil)
 		if err != nil {
 			t.Fatalf("readContent(%q) with no limits: %v", in, err)
 		}
@@ -231,7 +231,7 @@ func FuzzReadContent(f *testing.F) {
 
 		// Idempotent: normalized content reads back unchanged.
 		var again bytes.Buffer
-		info2, err := readContent(bytes.NewReader(got), &again, huge, huge, huge)
+		info2, err := readContent(bytes.NewReader(got), &again, huge, huge, huge, 0, nil)
 		if err != nil || !bytes.Equal(again.Bytes(), got) || info2 != info {
 			t.Fatalf("reading %q again gave %q %+v %v, want it unchanged with %+v", got, again.Bytes(), info2, err, info)
 		}
@@ -240,9 +240,30 @@ func FuzzReadContent(f *testing.F) {
 		// buffer (the relay's Received field) is left alone.
 		var split bytes.Buffer
 		split.WriteString("Received: by relay\r\n")
-		info3, err := readContent(chunkReader{bytes.NewReader(in), int(chunk%17) + 1}, &split, huge, huge, huge)
+		info3, err := readContent(chunkReader{bytes.NewReader(in), int(chunk%17) + 1}, &split, huge, huge, huge, 0, nil)
 		if err != nil || !bytes.Equal(split.Bytes()[len("Received: by relay\r\n"):], got) || info3 != info {
 			t.Fatalf("readContent(%q) in %d-byte reads gave %q %+v %v, want %q %+v", in, chunk%17+1, split.Bytes(), info3, err, got, info)
+		}
+
+		// Spilled in pieces (a large message, written to the queue as it
+		// arrives): the pieces and what is left make the same content, and
+		// every piece ends with a line end.
+		var rest bytes.Buffer
+		rest.WriteString("Received: by relay\r\n")
+		var pieces [][]byte
+		spillAt := int(chunk%23) + 1
+		info4, err := readContent(chunkReader{bytes.NewReader(in), int(chunk%13) + 1}, &rest, huge, huge, huge, spillAt, func(p []byte) error {
+			pieces = append(pieces, bytes.Clone(p))
+			return nil
+		})
+		whole := append(bytes.Join(pieces, nil), rest.Bytes()...)
+		if err != nil || !bytes.Equal(whole[len("Received: by relay\r\n"):], got) || info4 != info {
+			t.Fatalf("readContent(%q) spilling at %d gave %q + %q %+v %v, want %q %+v", in, spillAt, pieces, rest.Bytes(), info4, err, got, info)
+		}
+		for _, p := range pieces {
+			if !bytes.HasSuffix(p, []byte("\r\n")) || len(p) < spillAt {
+				t.Fatalf("readContent(%q) spilling at %d gave the piece %q", in, spillAt, p)
+			}
 		}
 
 		// A line limit refuses exactly the content with a longer line, and
@@ -253,7 +274,7 @@ func FuzzReadContent(f *testing.F) {
 			longest = max(longest, len(line))
 		}
 		var lim bytes.Buffer
-		_, err = readContent(chunkReader{bytes.NewReader(in), int(chunk%5) + 1}, &lim, limit, huge, huge)
+		_, err = readContent(chunkReader{bytes.NewReader(in), int(chunk%5) + 1}, &lim, limit, huge, huge, 0, nil)
 		switch {
 		case err != nil && !errors.Is(err, errLineTooLong):
 			t.Fatalf("readContent(%q, maxLine %d): %v", in, limit, err)
@@ -274,7 +295,7 @@ func FuzzReadContent(f *testing.F) {
 
 		// The hop limit refuses exactly the content with more Received fields.
 		hops := int(chunk % 4)
-		_, err = readContent(bytes.NewReader(in), &bytes.Buffer{}, huge, hops, huge)
+		_, err = readContent(bytes.NewReader(in), &bytes.Buffer{}, huge, hops, huge, 0, nil)
 		if (err != nil) != (info.Hops > hops) || err != nil && !errors.Is(err, errTooManyHops) {
 			t.Fatalf("readContent(%q) with %d Received fields and maxHops %d: %v", in, info.Hops, hops, err)
 		}

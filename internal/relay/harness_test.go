@@ -206,13 +206,32 @@ func (h *harness) event(uid, typ string) string {
 	return detail
 }
 
+// body is a stored message's content: its body, or its pieces in order (a
+// large message, queue.ChunkSize).
 func (h *harness) body(uid string) string {
 	h.t.Helper()
+	if pieces := h.pieces(uid); len(pieces) > 0 {
+		return strings.Join(pieces, "")
+	}
 	var data []byte
 	if err := h.st.DB().Raw(`SELECT b.data FROM message_bodies b JOIN messages m ON m.id = b.message_id WHERE m.uid = ?`, uid).Row().Scan(&data); err != nil {
 		h.t.Fatalf("body of %s: %v", uid, err)
 	}
 	return string(data)
+}
+
+// pieces are the stored pieces of a large message's content, in order.
+func (h *harness) pieces(uid string) []string {
+	h.t.Helper()
+	var pieces [][]byte
+	if err := h.st.DB().Raw(`SELECT data FROM message_chunks WHERE uid = ? ORDER BY seq`, uid).Scan(&pieces).Error; err != nil {
+		h.t.Fatalf("pieces of %s: %v", uid, err)
+	}
+	out := make([]string, len(pieces))
+	for i, p := range pieces {
+		out[i] = string(p)
+	}
+	return out
 }
 
 func uidOf(t testing.TB, reply string) string {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/relay"
 	"github.com/flowgate/flowgate/internal/testutil"
 )
@@ -175,6 +176,44 @@ func TestMessageSizeData(t *testing.T) {
 	uid := c.data(t, sizedContent(1500))
 	if b := h.body(uid); !strings.HasSuffix(b, sizedContent(1500)) {
 		t.Fatalf("stored body does not end with the content sent")
+	}
+}
+
+// A message larger than queue.ChunkSize is stored in pieces as it is
+// read, each ending with a line end; one refused for its size part-way
+// leaves no piece behind.
+func TestLargeMessageStoredInPieces(t *testing.T) {
+	h := limitsHarness(t, func(c *relay.Config) { c.MaxMessageBytes = 3 * queue.ChunkSize })
+	c := gwSession(t, h, "127.0.0.89", "large.client.test", false, nil)
+	gwExpect(t, "MAIL", 250, "")(c.cmd("MAIL FROM:<alice@fabrikam.test>"))
+	gwExpect(t, "RCPT", 250, "")(c.cmd("RCPT TO:<john@contoso.com>"))
+	gwExpect(t, "end of a DATA over the limit", 552, "5.3.4")(c.dataReply(t, sizedContent(4*queue.ChunkSize)))
+	var left int
+	h.st.DB().Raw("SELECT COUNT(*) FROM message_chunks").Scan(&left)
+	if left != 0 {
+		t.Fatalf("%d pieces of a refused message left in the queue", left)
+	}
+
+	gwExpect(t, "MAIL", 250, "")(c.cmd("MAIL FROM:<alice@fabrikam.test>"))
+	gwExpect(t, "RCPT", 250, "")(c.cmd("RCPT TO:<john@contoso.com>"))
+	content := sizedContent(5 * queue.ChunkSize / 2)
+	uid := c.data(t, content)
+	pieces := h.pieces(uid)
+	if len(pieces) != 3 {
+		t.Fatalf("%d pieces for %d bytes, want 3 of about %d", len(pieces), len(content), queue.ChunkSize)
+	}
+	for i, p := range pieces {
+		if !strings.HasSuffix(p, "\r\n") {
+			t.Fatalf("piece %d does not end with a line end", i)
+		}
+	}
+	if b := h.body(uid); !strings.HasSuffix(b, content) || !strings.HasPrefix(b, "Received: ") {
+		t.Fatalf("the pieces do not make the message (%d bytes for %d sent)", len(b), len(content))
+	}
+	var size int64
+	h.st.DB().Raw("SELECT size FROM messages WHERE uid = ?", uid).Scan(&size)
+	if size != int64(len(h.body(uid))) {
+		t.Fatalf("message size %d, pieces %d bytes", size, len(h.body(uid)))
 	}
 }
 

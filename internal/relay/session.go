@@ -195,8 +195,27 @@ func (s *session) Data(r io.Reader) error {
 		cc.beginData(s.r.cfg.DataTimeout, s.r.cfg.DataDeadline)
 		defer cc.endData()
 	}
-	info, err := readContent(r, body, s.r.cfg.MaxLineLength, s.r.cfg.MaxHops, s.r.cfg.MaxMessageBytes)
+	// Content beyond queue.ChunkSize goes to the queue in pieces as it
+	// arrives (queue.Spool): a large message is never held whole.
+	var spool *queue.Spool
+	spill := func(piece []byte) error {
+		if spool == nil {
+			spool = s.r.queue.Spool(tx.uid)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return spool.Write(ctx, piece)
+	}
+	discard := func() {
+		if spool != nil {
+			if err := spool.Discard(); err != nil {
+				s.log.Warn("delete the stored pieces of a refused message; the trace pruning will", "msg_id", tx.uid, "err", err)
+			}
+		}
+	}
+	info, err := readContent(r, body, s.r.cfg.MaxLineLength, s.r.cfg.MaxHops, s.r.cfg.MaxMessageBytes, queue.ChunkSize, spill)
 	if err != nil {
+		discard()
 		// Drain what is left of the message under the data timeout, so
 		// the session can go on after the refusal.
 		if !isTimeout(err) && !errors.Is(err, smtp.ErrTooLongLine) {
@@ -219,15 +238,32 @@ func (s *session) Data(r io.Reader) error {
 		return s.refuseMessage(replyTempFailure, "rejected", "reading DATA: "+err.Error())
 	}
 	reply := replyQueued(tx.uid)
-	s.event("received", "%d bytes, message-id %s, %d recipients", body.Len(), orNone(info.MessageID), len(tx.rcpts))
+	size := int64(body.Len())
+	if spool != nil && body.Len() > 0 {
+		if err := spill(body.Bytes()); err != nil {
+			s.log.Error("message not queued", "msg_id", tx.uid, "err", err)
+			discard()
+			tx.done = true
+			return replyTempFailure.Err()
+		}
+	}
+	if spool != nil {
+		size = spool.Size()
+	}
+	s.event("received", "%d bytes, message-id %s, %d recipients", size, orNone(info.MessageID), len(tx.rcpts))
 	m := s.traceMessage(queue.Queued, reply)
-	m.Body = keepContent(body)
+	if spool != nil {
+		m.Chunks, m.Size = spool.Chunks(), spool.Size()
+	} else {
+		m.Body = keepContent(body)
+	}
 	m.MessageIDHeader = info.MessageID
 	m.ExpiresAt = tx.started.Add(s.r.cfg.QueueLifetime)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.r.queue.Enqueue(ctx, m); err != nil {
 		s.log.Error("message not queued", "msg_id", tx.uid, "err", err)
+		discard()
 		tx.done = true
 		return replyTempFailure.Err()
 	}
@@ -236,7 +272,7 @@ func (s *session) Data(r io.Reader) error {
 	if s.probe != nil && s.probe.Observe != nil {
 		s.probe.Observe(ProbeEvent{Queued: tx.uid})
 	}
-	s.log.Info("message queued", "msg_id", tx.uid, "sender", tx.from, "rcpts", len(tx.rcpts), "size", body.Len(), "connector", inboundName(tx.attribution))
+	s.log.Info("message queued", "msg_id", tx.uid, "sender", tx.from, "rcpts", len(tx.rcpts), "size", size, "connector", inboundName(tx.attribution))
 	return reply.Err()
 }
 
