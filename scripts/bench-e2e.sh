@@ -14,6 +14,13 @@
 # Needs: apt-get install postfix (for smtp-source/smtp-sink), Go, and for
 # postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
 #
+# BENCH_OTHER=hung|healthy (flowgate only): a second accepted domain,
+# other.test, has a connector of its own — to a next hop that accepts
+# connections and never greets (hung), or to a second smtp-sink (healthy) —
+# and BENCH_OTHER_COUNT messages (default 2000, 4 sessions) are sent to it
+# while the main load runs. Comparing the main load's rate with the two
+# shows whether one hung destination slows the others down.
+#
 # For flowgate it also prints the process's peak resident memory (VmHWM).
 #
 # BENCH_SAMPLE=1 (flowgate only): print, every second while the run lasts,
@@ -68,7 +75,20 @@ flowgate)
   else
     export DATABASE_URL=
   fi
-  go run ./cmd/fgbench-setup -domain bench.test -smart-host "127.0.0.1:$sink_port"
+  other=()
+  case "${BENCH_OTHER:-}" in
+  hung)
+    python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4096); held = []
+while True: held.append(s.accept()[0])' "${BENCH_OTHER_PORT:-2699}" &
+    pids+=($!) ;;
+  healthy)
+    smtp-sink -u nobody "127.0.0.1:${BENCH_OTHER_PORT:-2699}" 1024 >/dev/null 2>&1 &
+    pids+=($!) ;;
+  esac
+  [ -n "${BENCH_OTHER:-}" ] && other=(-other-domain other.test -other-host "127.0.0.1:${BENCH_OTHER_PORT:-2699}")
+  go run ./cmd/fgbench-setup -domain bench.test -smart-host "127.0.0.1:$sink_port" "${other[@]}"
   [ -n "${BENCH_PROFILE:-}" ] && export FLOWGATE_PPROF_ADDR=127.0.0.1:${BENCH_PPROF_PORT:-6061}
   "$work/flowgate" serve 2>"$work/flowgate.log" &
   pids+=($!); relay_pid=$!
@@ -121,6 +141,10 @@ if [ -n "${BENCH_SAMPLE:-}" ] && [ "$target" = flowgate ]; then
       echo "after ${i}s: accepted ${acc:-?}, delivered $(delivered || echo 0)"
     done
   ) &
+  pids+=($!)
+fi
+if [ -n "${BENCH_OTHER:-}" ] && [ "$target" = flowgate ]; then
+  smtp-source -l "$size" -m "${BENCH_OTHER_COUNT:-2000}" -s 4 -f bench@sender.test -t user@other.test "127.0.0.1:$relay_port" &
   pids+=($!)
 fi
 start=$(date +%s.%N)

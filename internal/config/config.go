@@ -42,7 +42,7 @@ type Config struct {
 	SMTPSessionDeadline     time.Duration
 
 	DeliveryConcurrency            int
-	DeliveryDestinationConcurrency int // deliveries at once to one destination; 0: half of DeliveryConcurrency
+	DeliveryDestinationConcurrency int // deliveries at once to one destination; 0: a quarter of DeliveryConcurrency (as Postfix, 20 of 100)
 	DeliveryLease                  time.Duration
 
 	PprofAddr string // net/http/pprof listener; empty: off
@@ -142,7 +142,7 @@ func settings() []setting {
 		{"smtp-data-deadline", "FLOWGATE_SMTP_DATA_DEADLINE", durationText(DefaultDataDeadline), "time allowed for a message's whole content (DATA/BDAT), however slowly it arrives", nil},
 		{"smtp-session-deadline", "FLOWGATE_SMTP_SESSION_DEADLINE", durationText(DefaultSessionDeadline), "time allowed for a whole relay connection", nil},
 		{"delivery-concurrency", "FLOWGATE_DELIVERY_CONCURRENCY", strconv.Itoa(DefaultDeliveryConcurrency), "messages this process delivers at once", nil},
-		{"delivery-destination-concurrency", "FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY", "", "deliveries this process makes at once to one destination (an outbound connector, or one domain's MX hosts); default half of FLOWGATE_DELIVERY_CONCURRENCY", nil},
+		{"delivery-destination-concurrency", "FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY", "", "deliveries this process makes at once to one destination (an outbound connector, or one domain's MX hosts); default a quarter of FLOWGATE_DELIVERY_CONCURRENCY", nil},
 		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", durationText(DefaultDeliveryLease), "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
 		{"pprof-addr", "FLOWGATE_PPROF_ADDR", "", "listen address for Go's net/http/pprof profiling endpoints (e.g. 127.0.0.1:6060); empty: off", nil},
 	}

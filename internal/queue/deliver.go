@@ -83,10 +83,14 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			event("deferred", "%s: %s", addresses(g.rcpts), g.route.Reason)
 			continue
 		}
-		if ok, _ := wk.dests.acquire(ctx, g.target.Key, destinationWait); !ok {
-			p.postponed = true
-			event("waiting", "%s: %d deliveries %s already under way, the most this process makes at once to one destination; tried again in %s",
-				addresses(g.rcpts), wk.dests.limit, g.target.Via, postponeDelay)
+		if ok, stuck := wk.dests.acquire(ctx, g.target.Key, destinationWait); !ok {
+			delay, how := postponeDelay, "under way"
+			if stuck {
+				delay, how = stuckDelay, "under way and none has ended for a while"
+			}
+			p.postpone(delay)
+			event("waiting", "%s: %d deliveries %s %s, the most this process makes at once to one destination; tried again in %s",
+				addresses(g.rcpts), wk.dests.limit, g.target.Via, how, delay)
 			continue
 		}
 		addrs := make([]string, len(g.rcpts))

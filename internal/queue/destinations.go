@@ -12,16 +12,21 @@ import (
 // process's delivery slots at once, so a next hop that accepts the
 // connection and then hangs cannot take every slot: the other
 // destinations' mail keeps flowing. A delivery whose destination is at its
-// limit waits up to destinationWait for a turn — under normal load a turn
-// comes within milliseconds, and mail to one busy destination stays in
-// memory — and is otherwise put back in the queue for postponeDelay, as
-// not attempted (its retry count and backoff are untouched). The delivery
-// client, for its part, marks a host that times out or greets with an
-// error as down for a while, so the mail waiting for it fails fast
-// instead of taking slots (delivery/downhosts.go).
+// limit waits for a turn, up to destinationWait, while the destination is
+// moving (a turn was taken or given back within destinationWait: under
+// normal load turns come within milliseconds, and mail to one busy
+// destination stays in memory). Otherwise it goes back to the queue
+// without holding a slot, as not attempted (its retry count and backoff
+// are untouched): for postponeDelay after a wait, and for stuckDelay when
+// the destination is stuck (none of its deliveries has ended lately), so
+// that its mail does not cycle through the queue while it hangs. The
+// delivery client, for its part, marks a host that times out or greets
+// with an error as down for a while, so the mail waiting for it then
+// fails fast instead of taking slots (delivery/downhosts.go).
 const (
 	destinationWait = time.Second
 	postponeDelay   = 5 * time.Second
+	stuckDelay      = 30 * time.Second
 )
 
 // destinations counts the deliveries under way per destination.

@@ -42,8 +42,16 @@ func NextRetry(schedule []time.Duration, attempts int) time.Duration {
 // pass is what one delivery pass over a message did.
 type pass struct {
 	events    []eventRow
-	attempted bool // some recipient was attempted (or deferred for want of a route)
-	postponed bool // some recipient waited for its destination (destinations.go)
+	attempted bool          // some recipient was attempted (or deferred for want of a route)
+	postponed time.Duration // some recipient waits this long for its destination (destinations.go)
+}
+
+// postpone notes that a recipient waits d for its destination; the
+// message is due again after the shortest such wait.
+func (p *pass) postpone(d time.Duration) {
+	if p.postponed == 0 || d < p.postponed {
+		p.postponed = d
+	}
 }
 
 // outcomeOf decides what a delivery pass means: which recipients bounced
@@ -79,12 +87,12 @@ func (wk *Workers) outcomeOf(msg *messageRow, rcpts []*recipientRow, priorBounce
 	case pending > 0 && !p.attempted:
 		// Only postponed: not an attempt, so no backoff and no new status.
 		o.status = msg.Status
-		n := Micros(now.Add(postponeDelay))
+		n := Micros(now.Add(p.postponed))
 		o.next = &n
 	case pending > 0:
 		o.status = Deferred
 		next := now.Add(NextRetry(wk.cfg.RetrySchedule, o.attempts))
-		if soon := now.Add(postponeDelay); p.postponed && soon.Before(next) {
+		if soon := now.Add(p.postponed); p.postponed > 0 && soon.Before(next) {
 			next = soon
 		}
 		n := Micros(next)

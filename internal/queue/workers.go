@@ -27,7 +27,7 @@ type WorkerConfig struct {
 	Lifetime      time.Duration   // how long a DSN this process queues may stay queued (FLOWGATE_QUEUE_LIFETIME)
 	Concurrency   int             // messages delivered at once by this process
 	// DestinationConcurrency is the most deliveries this process makes at
-	// once to one destination (destinations.go); default half of
+	// once to one destination (destinations.go); default a quarter of
 	// Concurrency.
 	DestinationConcurrency int
 	Lease                  time.Duration // how long a claim holds before others may take it
@@ -86,7 +86,7 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, cfg Worke
 		cfg.Concurrency = config.DefaultDeliveryConcurrency
 	}
 	if cfg.DestinationConcurrency == 0 {
-		cfg.DestinationConcurrency = max(1, cfg.Concurrency/2)
+		cfg.DestinationConcurrency = max(1, cfg.Concurrency/4)
 	}
 	if cfg.Lease == 0 {
 		cfg.Lease = config.DefaultDeliveryLease
