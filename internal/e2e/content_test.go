@@ -16,7 +16,7 @@ import (
 // TestDeliveredContentIsExactlyAsSent: the relay reads content into
 // recycled buffers and hands each accepted message to the delivery
 // workers from memory. Messages sent back to back on parallel sessions, of
-// different sizes (one above the 4 MiB kept for reuse), must each reach
+// different sizes (one of ~5 MB, stored in pieces), must each reach
 // the next hop exactly as sent — never with the bytes of a message read
 // into the same buffer later.
 func TestDeliveredContentIsExactlyAsSent(t *testing.T) {

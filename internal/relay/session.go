@@ -282,29 +282,16 @@ func (s *session) Data(r io.Reader) error {
 // message instead allocated, zeroed and copied about three times the
 // message's size, and with 100 KiB messages that garbage (its collection,
 // and the pages the runtime gave back to the OS and faulted in again) was
-// a fifth of flowgate's CPU (docs/perf.md).
+// a large share of flowgate's CPU (docs/perf.md). A buffer never holds
+// much more than queue.ChunkSize: larger content goes to the queue in
+// pieces as it arrives.
 var contentBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// maxPooledContent is the largest buffer kept for reuse: one very large
-// message does not pin its buffer's memory.
-const maxPooledContent = 4 << 20
-
-func putContentBuffer(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledContent {
-		contentBuffers.Put(b)
-	}
-}
+func putContentBuffer(b *bytes.Buffer) { contentBuffers.Put(b) }
 
 // keepContent is the content of b for the queue to keep: a copy of exactly
-// its size (not zeroed first) when b goes back to the pool, else b's own
-// bytes — a buffer too large to pool is never used again, and a very large
-// message is not held twice.
-func keepContent(b *bytes.Buffer) []byte {
-	if b.Cap() > maxPooledContent {
-		return b.Bytes()
-	}
-	return bytes.Clone(b.Bytes())
-}
+// its size (not zeroed first), as b goes back to the pool.
+func keepContent(b *bytes.Buffer) []byte { return bytes.Clone(b.Bytes()) }
 
 func inboundName(a routing.Attribution) string {
 	if a.Connector == nil {
