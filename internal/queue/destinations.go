@@ -75,6 +75,22 @@ func (d *destinations) acquire(ctx context.Context, key string, wait time.Durati
 	}
 }
 
+// stuckTurns counts the turns held by destinations that are stuck: at
+// their limit, and none of their turns taken or given back for longer
+// than wait. Those deliveries wait on a silent peer and use no CPU, so
+// they need not keep other mail from the process's slots.
+func (d *destinations) stuckTurns(wait time.Duration) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for key, busy := range d.busy {
+		if busy >= d.limit && time.Since(d.moved[key]) > wait {
+			n += busy
+		}
+	}
+	return n
+}
+
 // release gives key's turn back.
 func (d *destinations) release(key string) {
 	d.mu.Lock()

@@ -30,6 +30,11 @@ func TestDestinationTurns(t *testing.T) {
 	if ok, stuck := d.acquire(ctx, "a", 50*time.Millisecond); ok || !stuck {
 		t.Fatalf("ok %v, stuck %v; want a stuck destination", ok, stuck)
 	}
+	// Its two turns are parked: they need not count against the slots; b,
+	// below its limit, is not stuck.
+	if n := d.stuckTurns(50 * time.Millisecond); n != 2 {
+		t.Fatalf("stuck turns %d, want a's 2", n)
+	}
 	d.release("a")
 	d.release("a")
 	if d.busy["a"] != 0 || d.busy["b"] != 1 {

@@ -25,10 +25,11 @@ func (wk *Workers) leaseFor(batch []request) *lease {
 	if wanted == 0 {
 		return nil
 	}
+	parked := wk.parked()
 	wk.mu.Lock()
 	k := 0
 	if wk.running {
-		k = min(wanted, wk.cfg.Concurrency-len(wk.inFlight)-wk.reserved)
+		k = min(wanted, wk.cfg.Concurrency-len(wk.inFlight)-wk.reserved+parked)
 	}
 	if k > 0 {
 		wk.reserved += k

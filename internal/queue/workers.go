@@ -56,8 +56,10 @@ type Workers struct {
 	full  atomic.Bool // the last claim was limited by free capacity
 
 	// direct carries messages this process accepted and delivers itself
-	// (handOver), without claiming them; at most Concurrency wait in it,
-	// because each holds a slot reserved before its commit.
+	// (handOver), without claiming them; at most 2 × Concurrency wait in
+	// it, because each holds a slot reserved before its commit (Concurrency
+	// slots, and as many again for deliveries parked on a stuck
+	// destination).
 	direct chan *job
 
 	handedOver, claimed atomic.Int64 // messages delivered from memory, messages claimed
@@ -101,7 +103,7 @@ func NewWorkers(st *store.Store, live *liveconfig.Config, d Deliverer, cfg Worke
 	_, _ = rand.Read(b[:])
 	wk := &Workers{st: st, sql: dialectFor(st), live: live, d: d, cfg: cfg, dests: newDestinations(cfg.DestinationConcurrency), log: log, wake: make(chan struct{}, 1),
 		owner: cfg.Hostname + "/" + hex.EncodeToString(b[:]), inFlight: map[int64]bool{},
-		direct: make(chan *job, cfg.Concurrency)}
+		direct: make(chan *job, 2*cfg.Concurrency)}
 	return wk
 }
 
@@ -174,23 +176,28 @@ func (wk *Workers) Run(ctx context.Context, grace time.Duration) {
 			wk.capacityFreed()
 		}
 	}
-	for range wk.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case j, ok := <-jobs:
-					if !ok {
-						return // jobs handed over but not started are released below
-					}
-					deliver(j)
-				case j := <-wk.direct:
-					deliver(j)
+	// Each job is delivered on a goroutine of its own; the slots (count)
+	// bound how many there are. The dispatcher stops when jobs is closed;
+	// jobs handed over but not started then are released below.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start := func(j *job) {
+			wg.Add(1)
+			go func() { defer wg.Done(); deliver(j) }()
+		}
+		for {
+			select {
+			case j, ok := <-jobs:
+				if !ok {
+					return
 				}
+				start(j)
+			case j := <-wk.direct:
+				start(j)
 			}
-		}()
-	}
+		}
+	}()
 	wk.mu.Lock()
 	wk.running = true
 	wk.mu.Unlock()
@@ -273,9 +280,18 @@ loop:
 
 // count is the delivery slots in use or promised.
 func (wk *Workers) count() int {
+	parked := wk.parked()
 	wk.mu.Lock()
 	defer wk.mu.Unlock()
-	return len(wk.inFlight) + wk.reserved
+	return len(wk.inFlight) + wk.reserved - parked
+}
+
+// parked is how many deliveries wait on a stuck destination, up to
+// Concurrency: they do not count against the slots, so a hung next hop
+// does not keep other mail from them (at most twice Concurrency messages
+// are then in flight).
+func (wk *Workers) parked() int {
+	return min(wk.dests.stuckTurns(destinationWait), wk.cfg.Concurrency)
 }
 
 func (wk *Workers) done(id int64) {
