@@ -70,6 +70,7 @@ func (q postgresQueue) watchOwners(ctx context.Context, owner string, log *slog.
 		defer w.close()
 		t := time.NewTicker(ownerCheck)
 		defer t.Stop()
+		lost := false // logged once per loss, not at every check
 		for {
 			select {
 			case <-ctx.Done():
@@ -77,10 +78,15 @@ func (q postgresQueue) watchOwners(ctx context.Context, owner string, log *slog.
 			case <-t.C:
 			}
 			if err := w.hold(ctx); err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !lost {
 					log.Warn("liveness lock lost; taking it again", "err", err)
 				}
+				lost = true
 				continue
+			}
+			if lost {
+				log.Info("liveness lock held again")
+				lost = false
 			}
 			if time.Since(w.heldSince) >= ownerGrace {
 				if err := w.reap(ctx); err != nil && ctx.Err() == nil {
