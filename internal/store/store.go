@@ -96,6 +96,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open database: create data directory: %w", err)
 		}
 		s.dialect, s.path = SQLite, filepath.Join(opts.DataDir, SQLiteFile)
+		if err := privateFiles(s.path); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
 		dialector = sqlite.Open(sqliteDSN(s.path))
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
 		s.dialect, s.url = Postgres, u
@@ -132,6 +135,26 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("connect to %s database: %w", s.dialect, err)
 	}
 	return s, nil
+}
+
+// privateFiles makes the SQLite database readable by its owner only
+// (mail, password hashes, sessions): it creates the file with mode 0600
+// before SQLite does (SQLite gives its -wal and -shm files the database
+// file's mode) and narrows the mode of files an older flowgate created.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // sqliteDSN turns on WAL, foreign keys, a busy timeout and immediate write

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -450,4 +452,27 @@ func TestAcceptedDomainsUsersTokens(t *testing.T) {
 			t.Fatalf("revoked token still works: %v", err)
 		}
 	})
+}
+
+// The SQLite database and its -wal and -shm files are readable by their
+// owner only, also when an older flowgate created them readable by all.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, store.SQLiteFile)
+	if err := os.WriteFile(path, nil, 0o644); err != nil { // as an older flowgate left it
+		t.Fatal(err)
+	}
+	st := testutil.OpenStoreWith(t, store.Options{DataDir: dir})
+	if err := st.DB().Exec("CREATE TABLE perm_probe (x INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %o, want 600", filepath.Base(p), mode)
+		}
+	}
 }
