@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -99,28 +98,9 @@ func TestKilledProcessMailDeliveredWithinSeconds(t *testing.T) {
 			}
 			t.Logf("%d messages acknowledged; %d leased when the load ended", len(acked), leased)
 
-			midRE := regexp.MustCompile(`Message-ID: (<[^>]+>)`)
-			var counts map[string]int
-			for {
-				counts = map[string]int{}
-				for _, m := range sink.Messages() {
-					if mm := midRE.FindStringSubmatch(m.Data); mm != nil {
-						counts[mm[1]]++
-					}
-				}
-				missing := 0
-				for mid := range acked {
-					if counts[mid] == 0 {
-						missing++
-					}
-				}
-				if missing == 0 {
-					break
-				}
-				if time.Since(killed) > 5*time.Second {
-					t.Fatalf("%d of %d acknowledged messages not delivered within 5 s of the kill", missing, len(acked))
-				}
-				time.Sleep(50 * time.Millisecond)
+			counts, missing := awaitAtSink(sink, acked, killed.Add(5*time.Second))
+			if missing > 0 {
+				t.Fatalf("%d of %d acknowledged messages not delivered within 5 s of the kill", missing, len(acked))
 			}
 			dups := 0
 			for _, n := range counts {

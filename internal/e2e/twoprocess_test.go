@@ -12,6 +12,31 @@ import (
 	"github.com/flowgate/flowgate/internal/testutil"
 )
 
+var midRE = regexp.MustCompile(`Message-ID: (<[^>]+>)`)
+
+// awaitAtSink waits until every message of acked (by Message-ID) has
+// reached the sink, or until the deadline. It returns how many copies of
+// each message arrived, and how many of acked are missing.
+func awaitAtSink(sink *testutil.Sink, acked map[string]bool, deadline time.Time) (counts map[string]int, missing int) {
+	for {
+		counts, missing = map[string]int{}, 0
+		for _, m := range sink.Messages() {
+			if mm := midRE.FindStringSubmatch(m.Data); mm != nil {
+				counts[mm[1]]++
+			}
+		}
+		for mid := range acked {
+			if counts[mid] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			return counts, missing
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 var ownerRE = regexp.MustCompile(`delivery workers started".*? owner=(\S+)`)
 
 func ownerOf(t *testing.T, p *proc) string {
@@ -92,29 +117,9 @@ func TestTwoProcessesShareTheQueue(t *testing.T) {
 	t.Logf("%d messages accepted; process A killed after %d", len(acked), sessions*perSession/3)
 
 	// Every accepted message arrives, through B (A's claims expire).
-	deadline := time.Now().Add(60 * time.Second)
-	counts := map[string]int{}
-	midRE := regexp.MustCompile(`Message-ID: (<[^>]+>)`)
-	for {
-		counts = map[string]int{}
-		for _, m := range sink.Messages() {
-			if mm := midRE.FindStringSubmatch(m.Data); mm != nil {
-				counts[mm[1]]++
-			}
-		}
-		missing := 0
-		for mid := range acked {
-			if counts[mid] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted messages never arrived", missing, len(acked))
-		}
-		time.Sleep(100 * time.Millisecond)
+	counts, missing := awaitAtSink(sink, acked, time.Now().Add(60*time.Second))
+	if missing > 0 {
+		t.Fatalf("%d of %d accepted messages never arrived", missing, len(acked))
 	}
 	var dups []string
 	for mid, n := range counts {
