@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,8 +39,9 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stor
 
 // Addrs are the addresses flowgate listens on once started.
 type Addrs struct {
-	HTTP string
-	SMTP string
+	HTTP    string
+	SMTP    string
+	Metrics string // its own /metrics listener; empty: none
 }
 
 // Serve runs flowgate until ctx is cancelled. ready, if not nil, receives
@@ -67,6 +69,24 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	if err := ensureAdmin(ctx, st, cfg, log); err != nil {
 		return err
+	}
+	sec := console.Security{SecureCookies: cfg.PublicHTTPS(), TrustedProxies: cfg.TrustedProxies}
+	if n, err := st.CountUsers(ctx); err != nil {
+		return err
+	} else if n == 0 {
+		if sec.SetupCode, err = newSetupCode(); err != nil {
+			return err
+		}
+		log.Warn("no user yet: open the console's /setup page and enter this setup code to create the first admin (or set FLOWGATE_ADMIN_EMAIL and FLOWGATE_ADMIN_PASSWORD)",
+			"setup_code", sec.SetupCode)
+	}
+	var httpCert []tls.Certificate
+	if cfg.HTTPTLSCert != "" {
+		c, err := tls.LoadX509KeyPair(cfg.HTTPTLSCert, cfg.HTTPTLSKey)
+		if err != nil {
+			return fmt.Errorf("FLOWGATE_HTTP_TLS_CERT/FLOWGATE_HTTP_TLS_KEY: %w", err)
+		}
+		httpCert = []tls.Certificate{c}
 	}
 	if stopPprof, err := startPprof(cfg.PprofAddr, log); err != nil {
 		return fmt.Errorf("FLOWGATE_PPROF_ADDR: %w", err)
@@ -142,10 +162,25 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Outbound: &validation.Outbound{Hostname: cfg.Hostname, Roots: outboundRoots, Resolver: client.Resolver, Port: client.Port},
 		Inbound:  &validation.Inbound{Relay: rl, Port: smtpPort, Store: st, Hostname: cfg.Hostname},
 	}
+	metrics := newMetrics(st, live, rl, writer, workers)
+	var httpMetrics prometheus.Gatherer
+	var metricsLn net.Listener
+	switch {
+	case cfg.MetricsAddr != "":
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			_ = rl.Shutdown(context.Background())
+			_ = ln.Close()
+			return fmt.Errorf("FLOWGATE_METRICS_ADDR: listen on %s: %w", cfg.MetricsAddr, err)
+		}
+	case loopbackOnly(cfg.HTTPAddr):
+		httpMetrics = metrics
+	default:
+		log.Info("/metrics is not served: FLOWGATE_HTTP_ADDR is reachable from other hosts; set FLOWGATE_METRICS_ADDR to serve it on an address of its own")
+	}
 	srv := &http.Server{
 		Handler: NewHandler(HTTPDeps{
-			Store: st, Live: live, Resolver: client.Resolver, Metrics: newMetrics(st, live, rl, writer, workers), Log: log, Validation: validator,
-			Writer: writer, MinFree: cfg.MaxMessageSize,
+			Store: st, Live: live, Resolver: client.Resolver, Metrics: httpMetrics, Log: log, Validation: validator,
+			Writer: writer, MinFree: cfg.MaxMessageSize, AllowedHosts: allowedHosts(cfg), Security: sec,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -154,11 +189,26 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("flowgate started", "version", Version, "http_addr", ln.Addr().String(), "smtp_addr", smtpLn.Addr().String(),
-		"database", string(st.Dialect()), "data_dir", cfg.DataDir)
+	if httpCert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: httpCert, MinVersion: tls.VersionTLS12}
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	addrs := Addrs{HTTP: ln.Addr().String(), SMTP: smtpLn.Addr().String()}
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { errc <- metricsSrv.Serve(metricsLn) }()
+		addrs.Metrics = metricsLn.Addr().String()
+	}
+	log.Info("flowgate started", "version", Version, "http_addr", addrs.HTTP, "https", httpCert != nil, "smtp_addr", addrs.SMTP,
+		"metrics_addr", addrs.Metrics, "database", string(st.Dialect()), "data_dir", cfg.DataDir)
 	if ready != nil {
-		ready(Addrs{HTTP: ln.Addr().String(), SMTP: smtpLn.Addr().String()})
+		ready(addrs)
 	}
 
 	var runErr error
@@ -182,6 +232,9 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(shutdownCtx)
+	}
 	log.Info("stopped")
 	return runErr
 }
@@ -196,10 +249,14 @@ type HTTPDeps struct {
 	Validation *validation.Service // nil: validation is unavailable
 	Writer     *queue.Writer       // the relay's queue writer, for /readyz; nil: none
 	MinFree    int64               // bytes a SQLite data directory needs free to be ready (the largest message)
+	// AllowedHosts are the names the console and API answer to besides IP
+	// addresses (hostCheck); nil: any.
+	AllowedHosts []string
+	Security     console.Security // proxies, HTTPS, setup code
 }
 
-// NewHandler is flowgate's whole HTTP surface: health, API, metrics and
-// the console.
+// NewHandler is flowgate's whole HTTP surface: health, API, metrics (when
+// d.Metrics is not nil) and the console, behind the Host check.
 func NewHandler(d HTTPDeps) http.Handler {
 	st, live, resolver, metrics, log := d.Store, d.Live, d.Resolver, d.Metrics, d.Log
 	r := chi.NewRouter()
@@ -209,9 +266,11 @@ func NewHandler(d HTTPDeps) http.Handler {
 	})
 	r.Handle("/readyz", readiness{st: st, writer: d.Writer, minFree: d.MinFree})
 	r.Mount("/api/v1", api.New(st, live, resolver, log).WithValidation(d.Validation).Handler())
-	r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	console.New(st, log.With("component", "console")).WithValidation(d.Validation).Register(r)
-	return r
+	if metrics != nil {
+		r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	}
+	console.New(st, log.With("component", "console")).WithValidation(d.Validation).WithSecurity(d.Security).Register(r)
+	return hostCheck(d.AllowedHosts, r)
 }
 
 // ensureAdmin creates FLOWGATE_ADMIN_EMAIL when no user exists yet.

@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,6 +48,31 @@ type Config struct {
 	DeliveryLease                  time.Duration
 
 	PprofAddr string // net/http/pprof listener; empty: off
+
+	// The console and API's network (README, "Security").
+	PublicURL      string         // https://gw.example.com: the name the console is reached by; empty: none
+	HTTPTLSCert    string         // serve the console and API over HTTPS with this certificate (PEM)
+	HTTPTLSKey     string         // its key (PEM)
+	TrustedProxies []netip.Prefix // reverse proxies whose X-Forwarded-For/-Proto are believed
+	MetricsAddr    string         // listen address for /metrics; empty: on the HTTP address if that is loopback only
+}
+
+// PublicHost is the host name of PublicURL, or "".
+func (c *Config) PublicHost() string {
+	if c.PublicURL == "" {
+		return ""
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// PublicHTTPS reports whether the console is reached over HTTPS by its
+// public URL.
+func (c *Config) PublicHTTPS() bool {
+	return strings.HasPrefix(c.PublicURL, "https://")
 }
 
 // Defaults, written once. The settings below take theirs from here, and
@@ -145,6 +172,11 @@ func settings() []setting {
 		{"delivery-destination-concurrency", "FLOWGATE_DELIVERY_DESTINATION_CONCURRENCY", "", "deliveries this process makes at once to one destination (an outbound connector, or one domain's MX hosts); default a quarter of FLOWGATE_DELIVERY_CONCURRENCY", nil},
 		{"delivery-lease", "FLOWGATE_DELIVERY_LEASE", durationText(DefaultDeliveryLease), "how long a process's claim on a queued message holds; a crashed process's claims expire after it", nil},
 		{"pprof-addr", "FLOWGATE_PPROF_ADDR", "", "listen address for Go's net/http/pprof profiling endpoints (e.g. 127.0.0.1:6060); empty: off", nil},
+		{"public-url", "FLOWGATE_PUBLIC_URL", "", "URL the console is reached by (e.g. https://gw.example.com); its host is accepted in Host, https makes cookies Secure", nil},
+		{"http-tls-cert", "FLOWGATE_HTTP_TLS_CERT", "", "serve the console and API over HTTPS with this certificate (PEM)", nil},
+		{"http-tls-key", "FLOWGATE_HTTP_TLS_KEY", "", "key of FLOWGATE_HTTP_TLS_CERT (PEM)", nil},
+		{"trusted-proxies", "FLOWGATE_TRUSTED_PROXIES", "", "comma list of reverse proxy addresses or CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed", nil},
+		{"metrics-addr", "FLOWGATE_METRICS_ADDR", "", "listen address for /metrics (e.g. 127.0.0.1:9090); empty: /metrics on the HTTP address when that listens on loopback only, else nowhere", nil},
 	}
 }
 
@@ -174,7 +206,7 @@ func build(v map[string]string) (*Config, error) {
 		DatabaseURL: v["database-url"], DataDir: v["data-dir"], HTTPAddr: v["http-addr"], SMTPAddr: v["smtp-addr"],
 		Hostname: v["hostname"], TLSCert: v["tls-cert"], TLSKey: v["tls-key"], ClientCA: v["client-ca"],
 		OutboundCA: v["outbound-ca"], DNSServer: v["dns-server"], AdminEmail: v["admin-email"], AdminPassword: v["admin-password"],
-		PprofAddr: v["pprof-addr"],
+		PprofAddr: v["pprof-addr"], HTTPTLSCert: v["http-tls-cert"], HTTPTLSKey: v["http-tls-key"], MetricsAddr: v["metrics-addr"],
 	}
 	var errs []error
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
@@ -190,9 +222,44 @@ func build(v map[string]string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("%s %q is not host:port", name, addr))
 		}
 	}
-	if c.PprofAddr != "" {
-		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
-			errs = append(errs, fmt.Errorf("FLOWGATE_PPROF_ADDR %q is not host:port", c.PprofAddr))
+	for name, addr := range map[string]string{"FLOWGATE_PPROF_ADDR": c.PprofAddr, "FLOWGATE_METRICS_ADDR": c.MetricsAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not host:port", name, addr))
+		}
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		errs = append(errs, errors.New("set both FLOWGATE_HTTP_TLS_CERT and FLOWGATE_HTTP_TLS_KEY, or neither"))
+	}
+	if raw := v["public-url"]; raw != "" {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil:
+			errs = append(errs, fmt.Errorf("FLOWGATE_PUBLIC_URL %q is not a URL like https://gw.example.com", raw))
+		case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "":
+			errs = append(errs, fmt.Errorf("FLOWGATE_PUBLIC_URL %q must have no path, query or fragment: flowgate is served at the root", raw))
+		default:
+			c.PublicURL = u.Scheme + "://" + strings.ToLower(u.Host)
+		}
+	}
+	if raw := v["trusted-proxies"]; raw != "" {
+		for _, part := range strings.Split(raw, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				ip, ierr := netip.ParseAddr(part)
+				if ierr != nil {
+					errs = append(errs, fmt.Errorf("FLOWGATE_TRUSTED_PROXIES: %q is not an IP address or CIDR like 10.0.0.0/8", part))
+					continue
+				}
+				p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 		}
 	}
 	if c.DNSServer != "" {

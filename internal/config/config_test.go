@@ -93,3 +93,51 @@ func TestTraceRetention(t *testing.T) {
 		}
 	}
 }
+
+func TestSecuritySettings(t *testing.T) {
+	c, err := load(t, map[string]string{
+		"FLOWGATE_PUBLIC_URL":      "https://GW.Example.com/",
+		"FLOWGATE_HTTP_TLS_CERT":   "/etc/flowgate/http.pem",
+		"FLOWGATE_HTTP_TLS_KEY":    "/etc/flowgate/http.key",
+		"FLOWGATE_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7 ,::1,2001:db8::/32",
+		"FLOWGATE_METRICS_ADDR":    "127.0.0.1:9090",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "https://gw.example.com" || c.PublicHost() != "gw.example.com" || !c.PublicHTTPS() {
+		t.Errorf("public URL %q host %q https %v", c.PublicURL, c.PublicHost(), c.PublicHTTPS())
+	}
+	if c.HTTPTLSCert != "/etc/flowgate/http.pem" || c.HTTPTLSKey != "/etc/flowgate/http.key" || c.MetricsAddr != "127.0.0.1:9090" {
+		t.Errorf("settings: %+v", c)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "10.0.0.0/8 192.0.2.7/32 ::1/128 2001:db8::/32" {
+		t.Errorf("trusted proxies %v", got)
+	}
+
+	d, err := load(t, nil)
+	if err != nil || d.PublicURL != "" || d.PublicHost() != "" || d.PublicHTTPS() || d.TrustedProxies != nil || d.MetricsAddr != "" || d.HTTPTLSCert != "" {
+		t.Fatalf("security defaults: %+v %v", d, err)
+	}
+
+	for name, env := range map[string]map[string]string{
+		"FLOWGATE_PUBLIC_URL":      {"FLOWGATE_PUBLIC_URL": "gw.example.com"},
+		"FLOWGATE_PUBLIC_URL path": {"FLOWGATE_PUBLIC_URL": "https://gw.example.com/console"},
+		"FLOWGATE_PUBLIC_URL ftp":  {"FLOWGATE_PUBLIC_URL": "ftp://gw.example.com"},
+		"FLOWGATE_HTTP_TLS_KEY":    {"FLOWGATE_HTTP_TLS_CERT": "/x.pem"},
+		"FLOWGATE_HTTP_TLS_CERT":   {"FLOWGATE_HTTP_TLS_KEY": "/x.key"},
+		"FLOWGATE_TRUSTED_PROXIES": {"FLOWGATE_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"},
+		"FLOWGATE_METRICS_ADDR":    {"FLOWGATE_METRICS_ADDR": "9090"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, _, _ := strings.Cut(name, " ")
+			if _, err := load(t, env); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %v, want an error naming %s", err, want)
+			}
+		})
+	}
+}

@@ -1,9 +1,14 @@
 package console
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
 
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/store"
@@ -28,16 +33,56 @@ func (c *Console) setupForm(w http.ResponseWriter, r *http.Request) {
 	if !c.setupOpen(w, r) {
 		return
 	}
-	c.render(w, r, http.StatusOK, web.Setup(web.Page{Title: "Create the first admin"}, web.SignInForm{}))
+	c.render(w, r, http.StatusOK, web.Setup(web.Page{Title: "Create the first admin"}, web.SignInForm{}, c.security.SetupCode != ""))
+}
+
+// Limits on what the sign-in and setup forms accept: nothing longer can be
+// valid, so nothing longer is throttled, logged or hashed.
+const (
+	maxFormBytes    = 16 << 10 // a whole form body
+	maxEmailBytes   = 254      // RFC 5321's limit for a path, so for an address
+	maxPasswordByte = 1024     // far over bcrypt's 72; a paste of a passphrase still fits
+)
+
+// readAuthForm parses a sign-in or setup form of at most maxFormBytes and
+// checks the lengths of its e-mail address and password.
+func readAuthForm(w http.ResponseWriter, r *http.Request) (web.Errors, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, false
+	}
+	errs := web.Errors{}
+	if len(r.PostFormValue("email")) > maxEmailBytes {
+		errs["email"] = fmt.Sprintf("an e-mail address has at most %d characters", maxEmailBytes)
+	}
+	for _, k := range []string{"password", "password2"} {
+		if len(r.PostFormValue(k)) > maxPasswordByte {
+			errs[k] = fmt.Sprintf("a password here has at most %d characters", maxPasswordByte)
+		}
+	}
+	return errs, true
 }
 
 func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
+	errs, ok := readAuthForm(w, r)
+	if !ok {
+		c.errorPage(w, r, http.StatusRequestEntityTooLarge, "This form is far larger than any valid one; flowgate did not read it.")
+		return
+	}
 	if !c.setupOpen(w, r) {
 		return
 	}
+	needCode := c.security.SetupCode != ""
 	email, password := r.PostFormValue("email"), r.PostFormValue("password")
-	f := web.SignInForm{Email: email, Errors: web.Errors{}}
-	if password != r.PostFormValue("password2") {
+	f := web.SignInForm{Email: email, Errors: errs}
+	if errs.Has("email") {
+		f.Email = ""
+	}
+	if needCode && subtle.ConstantTimeCompare([]byte(normalizeCode(r.PostFormValue("code"))), []byte(normalizeCode(c.security.SetupCode))) != 1 {
+		f.Errors["code"] = "enter the setup code from flowgate's log (the line \"no user yet\")"
+		c.log.Warn("console setup refused: wrong setup code", "client", c.security.clientIP(r).String())
+	}
+	if !f.Errors.Has("password") && password != r.PostFormValue("password2") {
 		f.Errors["password2"] = "the two passwords differ"
 	}
 	var u *store.User
@@ -60,7 +105,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(f.Errors) > 0 {
-		c.render(w, r, http.StatusBadRequest, web.Setup(web.Page{Title: "Create the first admin"}, f))
+		c.render(w, r, http.StatusBadRequest, web.Setup(web.Page{Title: "Create the first admin"}, f, needCode))
 		return
 	}
 	if err := c.sessions.start(r, w, sessionFrom(r), u); err != nil {
@@ -68,6 +113,17 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seeOther(w, r, "/connectors")
+}
+
+// normalizeCode lets the setup code be typed in either case, with or
+// without its dashes and spaces.
+func normalizeCode(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return unicode.ToUpper(r)
+	}, s)
 }
 
 func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
@@ -80,42 +136,70 @@ func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, r, "/setup")
 		return
 	}
+	next := localPath(r.URL.Query().Get("next"))
 	if sessionFrom(r).user != nil {
-		seeOther(w, r, localPath(r.URL.Query().Get("next")))
+		seeOther(w, r, next)
 		return
 	}
-	c.render(w, r, http.StatusOK, web.SignIn(web.Page{Title: "Sign in"}, web.SignInForm{Next: r.URL.Query().Get("next")}))
+	c.render(w, r, http.StatusOK, web.SignIn(web.Page{Title: "Sign in"}, web.SignInForm{Next: next}))
 }
 
+// signIn checks an e-mail address and password. Too long values are
+// refused before anything else; then the attempt is counted by the
+// throttle (see signInThrottle for the rule) before the password is
+// checked, so parallel guesses cannot outrun it.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
-	email, password, next := r.PostFormValue("email"), r.PostFormValue("password"), r.PostFormValue("next")
-	if wait, blocked := c.throttle.blocked(r, email); blocked {
-		c.log.Warn("console sign-in throttled", "email", email, "client", r.RemoteAddr)
-		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-		c.render(w, r, http.StatusTooManyRequests, web.SignIn(web.Page{Title: "Sign in"}, web.SignInForm{
-			Email: email, Next: next, Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d minutes.", int(wait.Minutes())+1),
-		}))
+	errs, ok := readAuthForm(w, r)
+	if !ok {
+		c.errorPage(w, r, http.StatusRequestEntityTooLarge, "This form is far larger than any valid one; flowgate did not read it.")
+		return
+	}
+	email, password, next := r.PostFormValue("email"), r.PostFormValue("password"), localPath(r.PostFormValue("next"))
+	f := web.SignInForm{Email: email, Next: next, Errors: errs}
+	if len(errs) > 0 {
+		if errs.Has("email") {
+			f.Email = ""
+		}
+		c.render(w, r, http.StatusBadRequest, web.SignIn(web.Page{Title: "Sign in"}, f))
+		return
+	}
+	account := strings.ToLower(strings.TrimSpace(email))
+	client := c.security.clientIP(r)
+	res, wait, allowed := c.throttle.reserve(account, client)
+	if !allowed {
+		c.log.Warn("console sign-in throttled", "email", account, "client", client.String(), "wait", wait.Round(time.Second).String())
+		secs := int(wait.Seconds()) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		f.Error = "Too many failed sign-ins. Try again in " + waitText(secs) + "."
+		c.render(w, r, http.StatusTooManyRequests, web.SignIn(web.Page{Title: "Sign in"}, f))
 		return
 	}
 	u, err := c.store.Authenticate(r.Context(), email, password)
 	if errors.Is(err, store.ErrBadCredentials) {
-		c.throttle.failed(r, email)
-		c.log.Info("console sign-in refused", "email", email, "client", r.RemoteAddr)
-		c.render(w, r, http.StatusUnauthorized, web.SignIn(web.Page{Title: "Sign in"}, web.SignInForm{
-			Email: email, Next: next, Error: "Wrong e-mail address or password.",
-		}))
+		c.log.Info("console sign-in refused", "email", account, "client", client.String())
+		f.Error = "Wrong e-mail address or password."
+		c.render(w, r, http.StatusUnauthorized, web.SignIn(web.Page{Title: "Sign in"}, f))
 		return
 	}
 	if err != nil {
+		c.throttle.release(res)
 		c.serverError(w, r, err)
 		return
 	}
-	c.throttle.succeeded(r, email)
+	c.throttle.succeeded(res)
 	if err := c.sessions.start(r, w, sessionFrom(r), u); err != nil {
 		c.serverError(w, r, err)
 		return
 	}
-	seeOther(w, r, localPath(next))
+	seeOther(w, r, next)
+}
+
+// waitText says how long secs is, in seconds under two minutes.
+func waitText(secs int) string {
+	if secs < 120 {
+		return fmt.Sprintf("%d seconds", secs)
+	}
+	return fmt.Sprintf("%d minutes", (secs+59)/60)
 }
 
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {

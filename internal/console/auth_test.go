@@ -119,9 +119,9 @@ func TestSignInSessionsAndSignOut(t *testing.T) {
 		}
 
 		// An open redirect through next is refused.
-		for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example"} {
+		for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "/\t/evil.example/", "/%2F/evil.example"} {
 			r := b.post("/signin", "email", "admin@contoso.com", "password", adminPassword, "next", next)
-			if r.Location != "/connectors" {
+			if r.Location != "/" {
 				t.Fatalf("next=%q redirected to %q", next, r.Location)
 			}
 		}
@@ -280,8 +280,14 @@ func TestSignInIsThrottledAfterRepeatedFailures(t *testing.T) {
 	if b.cookie("flowgate_session") != nil {
 		t.Fatal("a throttled sign-in set a session")
 	}
-	// The same client guessing another account is throttled too.
+	// The same client guessing other accounts is throttled too, once it
+	// has failed signInAddrMax (20) times in all.
 	createUser(t, st, "other@contoso.com", store.RoleAdmin)
+	for i := range 10 {
+		if r := b.post("/signin", "email", "guess"+itoa(int64(i))+"@contoso.com", "password", "wrong guess"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d on another account: %d", i, r.Status)
+		}
+	}
 	if r := b.post("/signin", "email", "other@contoso.com", "password", adminPassword); r.Status != http.StatusTooManyRequests {
 		t.Fatalf("another account from the same address: %d", r.Status)
 	}

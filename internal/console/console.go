@@ -38,15 +38,24 @@ type Console struct {
 	csrf       *http.CrossOriginProtection
 	validation *validation.Service // nil: no Validate pages
 	throttle   *signInThrottle
+	security   Security
 }
 
 // New returns the console over st.
 func New(st *store.Store, log *slog.Logger) *Console {
 	c := &Console{store: st, log: log, sessions: newDBSessions(st, SessionTTL), throttle: newSignInThrottle()}
+	c.sessions.secure = func(r *http.Request) bool { return c.security.secure(r) }
 	c.csrf = http.NewCrossOriginProtection()
 	c.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, http.StatusForbidden, "This form was sent from another site, so flowgate refused it (cross-site request forgery protection). Open the console directly and try again.")
 	}))
+	return c
+}
+
+// WithSecurity sets what the console knows about the network in front of
+// it: trusted proxies, HTTPS, the setup code.
+func (c *Console) WithSecurity(s Security) *Console {
+	c.security = s
 	return c
 }
 
@@ -284,10 +293,25 @@ func pathInt(r *http.Request, name string) (int64, bool) {
 	return id, err == nil && id > 0
 }
 
-// localPath accepts only a path on this site as a redirect target.
+// localPath accepts only a path of this site as a redirect target, and
+// answers "/" for anything else. The value must parse with net/url without
+// scheme, host or user, start with a single "/" (not "//", not "/\"), and
+// hold no backslash and no control character: browsers drop tabs and line
+// breaks from URLs and read "\" as "/", so "/\t/evil.test" would be
+// "//evil.test" to them. The decoded path must not start with "//" either.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
-		return "/connectors"
+	if len(p) > 2048 || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return "/"
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == '\\' || (r >= 0x80 && r < 0xa0) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.Contains(u.Path, "\\") {
+		return "/"
 	}
 	return p
 }

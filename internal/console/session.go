@@ -21,8 +21,9 @@ const cookieName = "flowgate_session"
 // (sign-out, a removed user) and survive a restart or a switch to another
 // flowgate process on the same database.
 type dbSessions struct {
-	st  *store.Store
-	ttl time.Duration
+	st     *store.Store
+	ttl    time.Duration
+	secure func(*http.Request) bool // whether the cookie must be Secure; nil: only over TLS
 }
 
 func newDBSessions(st *store.Store, ttl time.Duration) *dbSessions {
@@ -30,11 +31,15 @@ func newDBSessions(st *store.Store, ttl time.Duration) *dbSessions {
 }
 
 func (d *dbSessions) options(r *http.Request) *sessions.Options {
+	secure := r.TLS != nil
+	if d.secure != nil {
+		secure = d.secure(r)
+	}
 	return &sessions.Options{
 		Path:     "/",
 		MaxAge:   int(d.ttl / time.Second),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
 }

@@ -216,8 +216,22 @@ func (s *Store) AuthenticateToken(ctx context.Context, token string) (*APIToken,
 	if err != nil {
 		return nil, fmt.Errorf("authenticate token: %w", err)
 	}
+	if now := time.Now().UTC(); t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= tokenUseResolution {
+		// At most one write a minute per token, and none when another
+		// request (or process) has just written it. The use is
+		// bookkeeping: failing to record it does not refuse the request.
+		res := s.db.WithContext(ctx).Model(&APIToken{}).
+			Where("id = ? AND (last_used_at IS NULL OR last_used_at <= ?)", t.ID, now.Add(-tokenUseResolution)).
+			Update("last_used_at", now)
+		if res.Error == nil && res.RowsAffected > 0 {
+			t.LastUsedAt = &now
+		}
+	}
 	return &t, nil
 }
+
+// tokenUseResolution is how precisely a token's last use is recorded.
+const tokenUseResolution = time.Minute
 
 // ListTokens returns all tokens, newest first (hashes only).
 func (s *Store) ListTokens(ctx context.Context) ([]APIToken, error) {
