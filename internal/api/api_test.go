@@ -303,3 +303,32 @@ func FuzzConnectorBody(f *testing.F) {
 		}
 	})
 }
+
+// allow_external_senders (SPEC 3.3) is accepted and returned, false by
+// default.
+func TestAcceptedDomainAllowExternalSenders(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		admin, viewer := newAPI(t, st)
+		if r := admin.do("POST", "/accepted-domains", `{"domain":"contoso.com"}`); r.Status != 201 || r.json(t)["allow_external_senders"] != false {
+			t.Fatalf("POST without the field: %d %s", r.Status, r.Body)
+		}
+		if r := admin.do("POST", "/accepted-domains", `{"domain":"news.contoso.com","allow_external_senders":true}`); r.Status != 201 || r.json(t)["allow_external_senders"] != true {
+			t.Fatalf("POST with allow_external_senders: %d %s", r.Status, r.Body)
+		}
+		r := viewer.do("GET", "/accepted-domains", "")
+		var list []map[string]any
+		if err := json.Unmarshal(r.Body, &list); err != nil || len(list) != 2 {
+			t.Fatalf("GET: %d %s", r.Status, r.Body)
+		}
+		got := map[any]any{}
+		for _, d := range list {
+			got[d["domain"]] = d["allow_external_senders"]
+		}
+		if got["contoso.com"] != false || got["news.contoso.com"] != true {
+			t.Fatalf("GET: %v", got)
+		}
+		if r := admin.do("POST", "/accepted-domains", `{"domain":"x.test","allow_external_senders":"yes"}`); r.Status != 400 {
+			t.Fatalf("a string for the flag: %d %s", r.Status, r.Body)
+		}
+	})
+}

@@ -5,11 +5,15 @@ import (
 	"strconv"
 
 	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/store"
 )
 
 type domainRequest struct {
 	Domain     string               `json:"domain"`
 	DomainType connector.DomainType `json:"domain_type"`
+	// AllowExternalSenders: mail from the domain accepted from anyone
+	// (SPEC 3.3); default false.
+	AllowExternalSenders bool `json:"allow_external_senders"`
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -32,7 +36,8 @@ func (s *Server) createDomain(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	d, err := s.store.CreateAcceptedDomain(r.Context(), actorFrom(r.Context()), req.Domain, req.DomainType)
+	d, err := s.store.CreateAcceptedDomainWith(r.Context(), actorFrom(r.Context()), req.Domain, req.DomainType,
+		store.AcceptedDomainOptions{AllowExternalSenders: req.AllowExternalSenders})
 	if err != nil {
 		s.storeError(w, r, err)
 		return

@@ -78,8 +78,38 @@ func (s *Server) searchMessages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// getMessage is GET /messages/{id}?events_after=&limit=: the message with
+// its recipients and a page of its events (at most queue.MaxTraceEvents,
+// queue.DefaultTraceEvents by default); "next", when present, is the
+// events_after of the next page.
 func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
-	t, err := queue.GetTrace(r.Context(), s.store, chi.URLParam(r, "id"))
+	q := r.URL.Query()
+	var p queue.EventPage
+	fields := map[string]string{}
+	for name := range q {
+		if name != "events_after" && name != "limit" {
+			fields[name] = "unknown parameter; use events_after or limit"
+		}
+	}
+	if v := q.Get("events_after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			fields["events_after"] = "must be a whole number from the previous answer's next"
+		}
+		p.After = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > queue.MaxTraceEvents {
+			fields["limit"] = "must be a whole number from 1 to " + strconv.Itoa(queue.MaxTraceEvents)
+		}
+		p.Limit = n
+	}
+	if len(fields) > 0 {
+		writeError(w, http.StatusBadRequest, "some query parameters are invalid", fields)
+		return
+	}
+	t, err := queue.GetTracePage(r.Context(), s.store, chi.URLParam(r, "id"), p)
 	if errors.Is(err, queue.ErrNoMessage) {
 		writeError(w, http.StatusNotFound, "no message with that id", nil)
 		return

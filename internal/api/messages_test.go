@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -190,4 +191,104 @@ func TestRouteTestAPI(t *testing.T) {
 	if f := r.fields(t); r.Status != 400 || f["client_ip"] == nil || f["recipients"] == nil || f["client_cert_name"] == nil {
 		t.Fatalf("bad route test: %d %s", r.Status, r.Body)
 	}
+}
+
+// A message's events come a page at a time (GET /messages/{id}?events_after=&limit=).
+func TestMessageTraceEventsPaged(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		admin, _ := newAPI(t, st)
+		w := queue.NewWriter(st, slog.New(slog.DiscardHandler))
+		defer w.Close()
+		base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		m := &queue.Message{UID: "big", ReceivedAt: base, Status: queue.Rejected, ClientIP: "192.0.2.1", Sender: "x@fabrikam.test", Reply: "550 5.7.64 Relay access denied"}
+		for i := range 1200 {
+			m.Events = append(m.Events, queue.Event{At: base, Type: "recipient_rejected", Detail: fmt.Sprintf("v%d@elsewhere.test", i)})
+		}
+		if err := w.Enqueue(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		page := func(query string) (events []string, next float64) {
+			t.Helper()
+			r := admin.do("GET", "/messages/big"+query, "")
+			if r.Status != 200 {
+				t.Fatalf("GET /messages/big%s: %d %s", query, r.Status, r.Body)
+			}
+			var out struct {
+				ID     string `json:"id"`
+				Sender string `json:"sender"`
+				Events []struct {
+					Detail string `json:"detail"`
+				} `json:"events"`
+				Next float64 `json:"next"`
+			}
+			if err := json.Unmarshal(r.Body, &out); err != nil || out.ID != "big" || out.Sender != "x@fabrikam.test" {
+				t.Fatalf("GET /messages/big%s: %v %s", query, err, r.Body)
+			}
+			for _, e := range out.Events {
+				events = append(events, e.Detail)
+			}
+			return events, out.Next
+		}
+		var all []string
+		query := ""
+		for range 10 {
+			evs, next := page(query)
+			if len(evs) > 500 {
+				t.Fatalf("%d events in one answer", len(evs))
+			}
+			all = append(all, evs...)
+			if next == 0 {
+				break
+			}
+			query = fmt.Sprintf("?events_after=%d", int64(next))
+		}
+		if len(all) != 1200 || all[0] != "v0@elsewhere.test" || all[1199] != "v1199@elsewhere.test" {
+			t.Fatalf("%d events over the pages", len(all))
+		}
+		if evs, next := page("?limit=7"); len(evs) != 7 || next == 0 {
+			t.Fatalf("limit=7: %d events, next %v", len(evs), next)
+		}
+		for _, bad := range []string{"?limit=0", "?limit=501", "?events_after=x", "?after=3"} {
+			if r := admin.do("GET", "/messages/big"+bad, ""); r.Status != 400 {
+				t.Errorf("GET /messages/big%s: %d", bad, r.Status)
+			}
+		}
+	})
+}
+
+// % and _ in a "@domain" search match only themselves, not any text.
+func TestMessageSearchEscapesLikeWildcards(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		_, viewer := newAPI(t, st)
+		w := queue.NewWriter(st, slog.New(slog.DiscardHandler))
+		defer w.Close()
+		base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		for i, s := range []string{"a@contosoxbank.com", "b@contoso_bank.com", "c@fabrikam.test"} {
+			m := &queue.Message{UID: fmt.Sprintf("w%d", i), ReceivedAt: base, Status: queue.Rejected, ClientIP: "192.0.2.1", Sender: s,
+				Recipients: []queue.Recipient{{Address: strings.Replace(s, "@", "@r.", 1), Status: queue.Rejected}}}
+			if err := w.Enqueue(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for query, want := range map[string]int{
+			"?sender=@contoso_bank.com":      1,
+			"?sender=@%25":                   0,
+			"?sender=@%25.com":               0,
+			"?sender=@_ontosoxbank.com":      0,
+			"?recipient=@r.contoso_bank.com": 1,
+			"?recipient=@%25":                0,
+			"?sender=@contosoxbank.com":      1,
+		} {
+			r := viewer.do("GET", "/messages"+query, "")
+			var out struct {
+				Messages []any `json:"messages"`
+			}
+			if err := json.Unmarshal(r.Body, &out); err != nil || r.Status != 200 {
+				t.Fatalf("GET /messages%s: %d %s", query, r.Status, r.Body)
+			}
+			if len(out.Messages) != want {
+				t.Errorf("GET /messages%s: %d messages, want %d", query, len(out.Messages), want)
+			}
+		}
+	})
 }

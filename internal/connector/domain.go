@@ -14,6 +14,11 @@ const (
 type AcceptedDomain struct {
 	Domain string
 	Type   DomainType
+	// AllowExternalSenders lets mail whose envelope sender is in the
+	// domain arrive from anyone (SPEC 3.3); by default only through an
+	// on_premises connector or a partner connector that identified the
+	// client by IP or certificate.
+	AllowExternalSenders bool
 }
 
 // ValidateAcceptedDomain canonicalizes the domain and type, returning field

@@ -26,15 +26,18 @@ func fieldErrors(err error) (web.Errors, bool) {
 	return nil, false
 }
 
-func (c *Console) domainsPage(w http.ResponseWriter, r *http.Request, p web.DomainsPage, status int) {
+func (c *Console) domainsPage(w http.ResponseWriter, r *http.Request, v web.DomainsView, status int) {
 	list, err := c.store.ListAcceptedDomains(r.Context())
 	if err != nil {
 		c.serverError(w, r, err)
 		return
 	}
+	p := &v.DomainsPage
 	p.Page = c.page(w, r, "Accepted domains", "domains")
+	v.ExternalSenders = map[int64]bool{}
 	for _, d := range list {
 		p.Rows = append(p.Rows, web.DomainRow{ID: d.ID, Domain: d.Domain, Type: string(d.DomainType), CreatedAt: d.CreatedAt})
+		v.ExternalSenders[d.ID] = d.AllowExternalSenders
 	}
 	if p.Errors == nil {
 		p.Errors = web.Errors{}
@@ -42,19 +45,20 @@ func (c *Console) domainsPage(w http.ResponseWriter, r *http.Request, p web.Doma
 	if p.FormType == "" {
 		p.FormType = string(connector.Authoritative)
 	}
-	c.render(w, r, status, web.Domains(p))
+	c.render(w, r, status, web.DomainsWith(v))
 }
 
 func (c *Console) listDomains(w http.ResponseWriter, r *http.Request) {
-	c.domainsPage(w, r, web.DomainsPage{}, http.StatusOK)
+	c.domainsPage(w, r, web.DomainsView{}, http.StatusOK)
 }
 
 func (c *Console) createDomain(w http.ResponseWriter, r *http.Request) {
 	domain, typ := r.PostFormValue("domain"), r.PostFormValue("domain_type")
-	d, err := c.store.CreateAcceptedDomain(r.Context(), c.actor(r), domain, connector.DomainType(typ))
+	external := r.PostFormValue("allow_external_senders") == "on"
+	d, err := c.store.CreateAcceptedDomainWith(r.Context(), c.actor(r), domain, connector.DomainType(typ), store.AcceptedDomainOptions{AllowExternalSenders: external})
 	if err != nil {
 		if errs, ok := fieldErrors(err); ok {
-			c.domainsPage(w, r, web.DomainsPage{FormDomain: domain, FormType: typ, Errors: errs}, http.StatusBadRequest)
+			c.domainsPage(w, r, web.DomainsView{DomainsPage: web.DomainsPage{FormDomain: domain, FormType: typ, Errors: errs}, FormExternalSenders: external}, http.StatusBadRequest)
 			return
 		}
 		c.serverError(w, r, err)

@@ -278,3 +278,33 @@ func TestLastAdminCannotBeRemoved(t *testing.T) {
 		}
 	}
 }
+
+// The domains page offers allow_external_senders with a warning, and it
+// is stored only when ticked (SPEC 3.3).
+func TestAcceptedDomainExternalSenders(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		b := adminBrowser(t, st)
+		b.get("/domains").has(t, `name="allow_external_senders"`, "Dangerous: anyone on the Internet can then send mail as this domain")
+		if r := b.post("/domains", "domain", "contoso.com", "domain_type", "authoritative"); r.Status != http.StatusSeeOther {
+			t.Fatalf("add: %d %s", r.Status, r.Body)
+		}
+		r := b.post("/domains", "domain", "news.contoso.com", "domain_type", "authoritative", "allow_external_senders", "on")
+		if r.Status != http.StatusSeeOther {
+			t.Fatalf("add: %d %s", r.Status, r.Body)
+		}
+		b.follow(r).has(t, "Allowed (anyone may send as news.contoso.com)", "Only through connectors")
+		// A refused form keeps the box ticked.
+		b.post("/domains", "domain", "not a domain", "domain_type", "authoritative", "allow_external_senders", "on").has(t, `value="on" checked`)
+		list, err := st.ListAcceptedDomains(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, d := range list {
+			got[d.Domain] = d.AllowExternalSenders
+		}
+		if len(got) != 2 || got["contoso.com"] || !got["news.contoso.com"] {
+			t.Fatalf("stored: %v", got)
+		}
+	})
+}

@@ -84,7 +84,7 @@ func LoadRouting(ctx context.Context, st *store.Store) (routing.Config, error) {
 		return cfg, err
 	}
 	for _, d := range domains {
-		cfg.AcceptedDomains = append(cfg.AcceptedDomains, connector.AcceptedDomain{Domain: d.Domain, Type: d.DomainType})
+		cfg.AcceptedDomains = append(cfg.AcceptedDomains, connector.AcceptedDomain{Domain: d.Domain, Type: d.DomainType, AllowExternalSenders: d.AllowExternalSenders})
 	}
 	revs, err := st.ActiveRevisions(ctx)
 	if err != nil {

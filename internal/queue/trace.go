@@ -54,7 +54,24 @@ type Trace struct {
 	NextAttemptAt    *time.Time       `json:"next_attempt_at,omitempty"`
 	Recipients       []TraceRecipient `json:"recipients"`
 	Events           []TraceEvent     `json:"events,omitempty"`
+	// Next, when set, is the events_after cursor for the message's next
+	// events: GetTrace returns them a page at a time.
+	Next int64 `json:"next,omitempty"`
 }
+
+// EventPage selects a page of a message's events: those after the cursor
+// After (0: from the first), at most Limit (0: DefaultTraceEvents; never
+// more than MaxTraceEvents).
+type EventPage struct {
+	After int64
+	Limit int
+}
+
+// The number of events GetTrace returns at once.
+const (
+	DefaultTraceEvents = 500
+	MaxTraceEvents     = 500
+)
 
 // TraceFilter narrows a trace search; empty fields match everything.
 type TraceFilter struct {
@@ -83,13 +100,18 @@ func toTrace(r *messageRow) Trace {
 	return t
 }
 
+// likeAddress is the comparison for an address filter: equality, or for
+// "@domain" a LIKE on the suffix, with the LIKE wildcards % and _ (and the
+// escape character) in the filter escaped so they match only themselves.
 func likeAddress(v string) (string, string) {
 	v = strings.ToLower(strings.TrimSpace(v))
 	if strings.HasPrefix(v, "@") {
-		return "LIKE", "%" + v
+		return `LIKE ? ESCAPE '\'`, "%" + likeEscaper.Replace(v)
 	}
-	return "=", v
+	return "= ?", v
 }
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
 
 // SearchTrace returns messages matching f, newest first, with their
 // recipients (not their events). The second result is the internal id to
@@ -98,11 +120,11 @@ func SearchTrace(ctx context.Context, st *store.Store, f TraceFilter) ([]Trace, 
 	q := st.DB().WithContext(ctx).Model(&messageRow{}).Order("id DESC")
 	if f.Sender != "" {
 		op, v := likeAddress(f.Sender)
-		q = q.Where("LOWER(sender) "+op+" ?", v)
+		q = q.Where("LOWER(sender) "+op, v)
 	}
 	if f.Recipient != "" {
 		op, v := likeAddress(f.Recipient)
-		q = q.Where("id IN (SELECT message_id FROM message_recipients WHERE LOWER(address) "+op+" ?)", v)
+		q = q.Where("id IN (SELECT message_id FROM message_recipients WHERE LOWER(address) "+op+")", v)
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
@@ -151,8 +173,15 @@ func SearchTrace(ctx context.Context, st *store.Store, f TraceFilter) ([]Trace, 
 	return out, next, nil
 }
 
-// GetTrace returns one message with its recipients and events.
+// GetTrace returns one message with its recipients and its first page of
+// events.
 func GetTrace(ctx context.Context, st *store.Store, uid string) (*Trace, error) {
+	return GetTracePage(ctx, st, uid, EventPage{})
+}
+
+// GetTracePage returns one message with its recipients and the page p of
+// its events; Trace.Next is set when more events follow.
+func GetTracePage(ctx context.Context, st *store.Store, uid string, p EventPage) (*Trace, error) {
 	db := st.DB().WithContext(ctx)
 	var row messageRow
 	err := db.Where("uid = ?", uid).Take(&row).Error
@@ -171,9 +200,18 @@ func GetTrace(ctx context.Context, st *store.Store, uid string) (*Trace, error) 
 		t.Recipients = append(t.Recipients, TraceRecipient{Address: r.Address, Status: r.Status, Connector: r.Connector,
 			RouteReason: r.RouteReason, Attempts: r.Attempts, LastReply: r.LastReply})
 	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DefaultTraceEvents
+	}
+	limit = min(limit, MaxTraceEvents)
 	var evs []eventRow
-	if err := db.Where("message_id = ?", row.ID).Order("id").Find(&evs).Error; err != nil {
+	if err := db.Where("message_id = ? AND id > ?", row.ID, p.After).Order("id").Limit(limit + 1).Find(&evs).Error; err != nil {
 		return nil, fmt.Errorf("load events: %w", err)
+	}
+	if len(evs) > limit {
+		evs = evs[:limit]
+		t.Next = evs[limit-1].ID
 	}
 	t.Events = []TraceEvent{}
 	for _, e := range evs {

@@ -21,6 +21,11 @@ type SenderDecision struct {
 // share it, so they cannot disagree.
 func DecideSender(ix *routing.Index, c routing.Client, from string) SenderDecision {
 	var d SenderDecision
+	if len(from) > maxAddressLength {
+		d.From = clip(from, maxAddressLength)
+		d.Refusal, d.Detail = &replySenderTooLong, fmt.Sprintf("sender of %d octets, more than %d", len(from), maxAddressLength)
+		return d
+	}
 	if from != "" {
 		mb, err := parseMailbox(from, true)
 		if err != nil {
@@ -34,6 +39,11 @@ func DecideSender(ix *routing.Index, c routing.Client, from string) SenderDecisi
 	d.Detail = d.Attribution.Reason
 	if v := d.Attribution.Check(c); v != nil {
 		r := replyRestriction(v.Reply)
+		d.Refusal, d.Detail = &r, v.Detail
+		return d
+	}
+	if v := ix.CheckOwnDomain(d.Attribution, d.Domain); v != nil {
+		r := replyOwnDomain(v.Reply)
 		d.Refusal, d.Detail = &r, v.Detail
 	}
 	return d
@@ -51,6 +61,10 @@ type RecipientDecision struct {
 // DecideRecipient parses a recipient, applies relay authorization and
 // picks its route.
 func DecideRecipient(ix *routing.Index, a routing.Attribution, c routing.Client, senderDomain, to string) RecipientDecision {
+	if len(to) > maxAddressLength {
+		return RecipientDecision{Address: clip(to, maxAddressLength), Refusal: &replyRcptTooLong,
+			Reason: fmt.Sprintf("recipient of %d octets, more than %d", len(to), maxAddressLength)}
+	}
 	mb, err := parseMailbox(to, false)
 	if err != nil {
 		reply := replyBadRecipient

@@ -14,6 +14,12 @@ func replyRestriction(text string) Reply {
 	return Reply{Code: 550, Enhanced: [3]int{5, 7, 51}, Text: "Restriction failed: " + text}
 }
 
+// replyOwnDomain refuses a sender in one of our domains from a stranger
+// (SPEC 3.3).
+func replyOwnDomain(text string) Reply {
+	return Reply{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: text}
+}
+
 var (
 	replyRelayDenied   = Reply{Code: 550, Enhanced: [3]int{5, 7, 64}, Text: "Relay access denied"}
 	replyBadSender     = Reply{Code: 501, Enhanced: [3]int{5, 1, 7}, Text: "Bad sender address syntax"}

@@ -159,7 +159,7 @@ var relayLegit = []struct{ to, queued string }{
 func TestNeverAnOpenRelay(t *testing.T) {
 	for _, e := range testutil.Engines {
 		t.Run(e.Name, func(t *testing.T) {
-			h := newHarness(t, e, nil)
+			h := newHarness(t, e, manyErrors) // every attack in one session
 			h.acceptedDomain("contoso.com")
 			h.activeConnector(&connector.InboundSpec{Common: partner("Partner by IP"), SenderIPAddresses: []string{"127.0.0.100"}, RequireTLS: true})
 			h.activeConnector(&connector.InboundSpec{Common: connector.Common{Name: "Our server", ConnectorType: connector.OnPremises},
@@ -389,7 +389,7 @@ func TestNULAndNonUTF8BytesLoseNothing(t *testing.T) {
 func TestRefusedAttemptsDoNotFailOtherMessages(t *testing.T) {
 	for _, e := range testutil.Engines {
 		t.Run(e.Name, func(t *testing.T) {
-			h := newHarness(t, e, nil)
+			h := newHarness(t, e, manyErrors) // 1000 refused attempts in one session
 			h.acceptedDomain("contoso.com")
 			stop := make(chan struct{})
 			done := make(chan struct{})

@@ -172,8 +172,17 @@ func TestOnPremisesRelay(t *testing.T) {
 				t.Fatalf("null sender relayed from an IP-identified server: %+v", r)
 			}
 
-			// The same sender from an unidentified address may not relay.
+			// The same sender from an unidentified address may not relay:
+			// it may not even send as our domain (SPEC 3.3), and a foreign
+			// sender may not relay.
 			r = send(h.dial(clientOpts{src: "127.0.0.71"}), "john@contoso.com", internet, "")
+			if r.accepted() || r.mailCode != 550 || !strings.Contains(r.mailText, "5.7.1") {
+				t.Fatalf("our domain from an unidentified client: %+v", r)
+			}
+			if tr := h.lastTrace(); tr.Status != "rejected" || !strings.Contains(tr.Reply, "5.7.1") {
+				t.Fatalf("attempt not traced as rejected: %+v", tr)
+			}
+			r = send(h.dial(clientOpts{src: "127.0.0.71"}), "john@other.test", internet, "")
 			if r.accepted() || r.rcpt[0] != 550 || !strings.Contains(r.rcptText[0], "5.7.64") {
 				t.Fatalf("relay from an unidentified client: %+v", r)
 			}

@@ -100,10 +100,14 @@ func (s *session) AuthMechanisms() []string {
 	return []string{ProbeMechanism}
 }
 
-// Auth implements smtp.AuthSession.
+// Auth implements smtp.AuthSession. Outside a validation run the probe
+// mechanism is refused like any unknown one.
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	if mech != ProbeMechanism || !ownLoopback(s.ip) {
-		return nil, replyAuthUnsupported.Err()
+	if s.errs.tripped {
+		return nil, replyTooManyErrors.Err()
+	}
+	if mech != ProbeMechanism || !ownLoopback(s.ip) || !s.r.probing() {
+		return nil, s.countRefusal(replyAuthUnsupported).Err()
 	}
 	return probeServer(func(resp []byte) ([]byte, bool, error) {
 		if resp == nil {
@@ -112,7 +116,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		p := s.r.probeFor(string(resp))
 		if p == nil || !ownLoopback(s.ip) {
 			s.log.Warn("validation probe authentication refused")
-			return nil, false, replyAuthFailed.Err()
+			return nil, false, s.countRefusal(replyAuthFailed).Err()
 		}
 		s.probe = p
 		s.client = p.Client

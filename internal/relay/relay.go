@@ -40,6 +40,7 @@ type Config struct {
 	StressTimeout       time.Duration // replaces CommandTimeout and DataTimeout while the relay is under stress (admission.go)
 	MaxLineLength       int           // bytes in a line, commands and content alike, without CRLF
 	MaxHops             int           // Received: fields before a loop is declared
+	MaxErrors           int           // refused commands a session may have; the next is answered 421 4.7.0 and the connection closed (limits.go)
 	QueueLifetime       time.Duration
 	Certificate         tls.Certificate
 	ClientRoots         *x509.CertPool // trusted for client certificates
@@ -65,6 +66,7 @@ func (c *Config) Defaults() {
 	fill(&c.MaxConnectionsPerIP, config.DefaultMaxConnectionsPerIP)
 	fill(&c.MaxLineLength, config.DefaultMaxLineLength)
 	fill(&c.MaxHops, config.DefaultMaxHops)
+	fill(&c.MaxErrors, DefaultMaxErrors)
 	fillDuration(&c.CommandTimeout, config.DefaultCommandTimeout)
 	fillDuration(&c.DataTimeout, config.DefaultDataTimeout)
 	fillDuration(&c.DataDeadline, config.DefaultDataDeadline)
@@ -158,6 +160,11 @@ func (r *Relay) Counts() (accepted, rejected int64) { return r.accepted.Load(), 
 func (r *Relay) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if r.closed.Load() {
 		return nil, replyShuttingDown.Err()
+	}
+	if len(c.Hostname()) > maxHeloLength {
+		// go-smtp answers the greeting with this reply and forgets the
+		// name; nothing of it is kept.
+		return nil, replyHeloTooLong.Err()
 	}
 	return newSession(r, c), nil
 }

@@ -31,6 +31,7 @@ type session struct {
 	cipher string
 	cert   clientCert
 	probe  *Probe // set once a validation probe authenticated
+	errs   errorLimit
 
 	tx *transaction // the message being received, after MAIL FROM
 }
@@ -49,10 +50,13 @@ type transaction struct {
 	refused     int    // recipients refused
 	lastRefusal *Reply // the last recipient refusal, the reply a trace of the abandoned transaction records
 	done        bool
+	rcptEvents  int            // per-recipient events kept (at most maxRecipientEvents)
+	omitted     map[string]int // per-recipient events left out, by type
+	lastEvent   time.Time
 }
 
 func newSession(r *Relay, c *smtp.Conn) *session {
-	s := &session{r: r, conn: c, ip: remoteIP(c.Conn())}
+	s := &session{r: r, conn: c, ip: remoteIP(c.Conn()), errs: errorLimit{max: r.cfg.MaxErrors}}
 	s.client.IP = s.ip
 	if state, ok := c.TLSConnectionState(); ok {
 		s.client.TLS = true
@@ -82,7 +86,7 @@ func (s *session) certText() string {
 // helo "mail.contoso.com", TLS 1.3 TLS_AES_128_GCM_SHA256, client
 // certificate CN=mail.contoso.com (verified)` or `…, no TLS`.
 func (s *session) connectText() string {
-	t := fmt.Sprintf("client %s helo %q", s.ip, s.conn.Hostname())
+	t := fmt.Sprintf("client %s helo %q", s.ip, clip(s.conn.Hostname(), maxHeloLength))
 	if s.tlsVer == "" {
 		return t + ", no TLS"
 	}
@@ -93,10 +97,26 @@ func (s *session) connectText() string {
 	return t + ", no client certificate"
 }
 
+// event adds an event to the current transaction's trace, its detail
+// bounded; per-recipient events beyond maxRecipientEvents are only
+// counted, for the summary event (limits.go).
 func (s *session) event(typ, format string, args ...any) {
-	if s.tx != nil {
-		s.tx.events = append(s.tx.events, queue.Event{At: time.Now(), Type: typ, Detail: fmt.Sprintf(format, args...)})
+	tx := s.tx
+	if tx == nil {
+		return
 	}
+	tx.lastEvent = time.Now()
+	if recipientEvent(typ) {
+		if tx.rcptEvents >= maxRecipientEvents {
+			if tx.omitted == nil {
+				tx.omitted = map[string]int{}
+			}
+			tx.omitted[typ]++
+			return
+		}
+		tx.rcptEvents++
+	}
+	tx.events = append(tx.events, queue.Event{At: tx.lastEvent, Type: typ, Detail: clip(fmt.Sprintf(format, args...), maxEventDetail)})
 }
 
 // traceMessage builds the trace record of the current transaction.
@@ -105,7 +125,7 @@ func (s *session) traceMessage(status queue.Status, reply Reply) *queue.Message 
 	m := &queue.Message{
 		UID: tx.uid, ReceivedAt: tx.started, Status: status, ClientIP: s.ip.String(), Helo: tx.helo,
 		TLSVersion: s.tlsVer, TLSCipher: s.cipher, ClientCert: s.certText(), Sender: tx.from,
-		Attribution: tx.attribution.Reason, Reply: reply.String(), Recipients: tx.rcpts, Events: tx.events,
+		Attribution: tx.attribution.Reason, Reply: reply.String(), Recipients: tx.rcpts, Events: append(tx.events, tx.summaryEvents()...),
 	}
 	if c := tx.attribution.Connector; c != nil {
 		id, rev := c.ID, c.Revision
@@ -114,9 +134,11 @@ func (s *session) traceMessage(status queue.Status, reply Reply) *queue.Message 
 	return m
 }
 
-// refuseMessage traces the whole message as rejected and returns the reply.
+// refuseMessage traces the whole message as rejected and returns the reply
+// (replyTooManyErrors once the session's error limit is exceeded).
 func (s *session) refuseMessage(reply Reply, typ, detail string) error {
 	s.event(typ, "%s", detail)
+	reply = s.countRefusal(reply)
 	s.r.rejected.Add(1)
 	s.log.Info("message rejected", "msg_id", s.tx.uid, "sender", s.tx.from, "connector", s.tx.attribution.Reason, "reply", reply.String(), "detail", detail)
 	s.tx.done = true
@@ -128,7 +150,7 @@ func (s *session) refuseMessage(reply Reply, typ, detail string) error {
 // connection's facts (and, for a validation probe, the client it acts as).
 func (s *session) begin() *transaction {
 	s.finish()
-	tx := &transaction{uid: queue.NewUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: s.conn.Hostname()}
+	tx := &transaction{uid: queue.NewUID(), started: time.Now().UTC(), ix: s.r.live.Index(), helo: clip(s.conn.Hostname(), maxHeloLength)}
 	s.tx = tx
 	s.event("connect", "%s", s.connectText())
 	if p := s.probe; p != nil {
@@ -141,6 +163,9 @@ func (s *session) begin() *transaction {
 // Mail handles MAIL FROM: the sender's domain is known, so attribution and
 // the connector's restrictions are decided here.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.errs.tripped {
+		return replyTooManyErrors.Err()
+	}
 	tx := s.begin()
 	d := DecideSender(tx.ix, s.client, from)
 	if s.probe != nil && s.probe.Observe != nil {
@@ -163,28 +188,50 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt handles RCPT TO: relay authorization per recipient.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	tx := s.tx
-	if tx == nil || tx.done {
-		return Reply{Code: 503, Enhanced: [3]int{5, 5, 1}, Text: "Send MAIL FROM first"}.Err()
+	if s.errs.tripped {
+		return replyTooManyErrors.Err()
 	}
+	if tx == nil || tx.done {
+		return s.countRefusal(Reply{Code: 503, Enhanced: [3]int{5, 5, 1}, Text: "Send MAIL FROM first"}).Err()
+	}
+	to = s.postmaster(tx.ix, to)
 	d := DecideRecipient(tx.ix, tx.attribution, s.client, tx.fromDomain, to)
 	if s.probe != nil && s.probe.Observe != nil {
 		s.probe.Observe(ProbeEvent{Recipient: &d})
 	}
 	if d.Refusal != nil {
-		s.refuseRecipient(tx, d.Address, d.Reason, d.Refusal)
-		return d.Refusal.Err()
+		return s.refuseRecipient(tx, d.Address, d.Reason, d.Refusal).Err()
 	}
 	tx.rcpts = append(tx.rcpts, queue.NewRecipient(d.Address, d.Route))
 	s.event("recipient_accepted", "%s: %s; route: %s", d.Address, d.Reason, d.Route.Reason)
 	return nil
 }
 
+// postmaster turns the domainless "<Postmaster>" recipient, which RFC
+// 5321 4.5.1 requires a server to accept, into postmaster@ the accepted
+// domain of the relay's hostname (the hostname itself or its nearest
+// parent that is accepted), or else the first accepted domain by name. With
+// no accepted domain it is left as it is, and refused.
+func (s *session) postmaster(ix *routing.Index, to string) string {
+	if !strings.EqualFold(to, "postmaster") {
+		return to
+	}
+	if d, ok := ix.PostmasterDomain(s.r.cfg.Hostname); ok {
+		s.event("postmaster", "<%s> is postmaster@%s", to, d)
+		return "postmaster@" + d
+	}
+	return to
+}
+
 // Data reads, normalizes and stamps the message, and answers 250 only after
 // the queue committed it.
 func (s *session) Data(r io.Reader) error {
 	tx := s.tx
+	if s.errs.tripped {
+		return replyTooManyErrors.Err()
+	}
 	if tx == nil || tx.done || len(tx.rcpts) == 0 {
-		return Reply{Code: 503, Enhanced: [3]int{5, 5, 1}, Text: "No valid recipients"}.Err()
+		return s.countRefusal(Reply{Code: 503, Enhanced: [3]int{5, 5, 1}, Text: "No valid recipients"}).Err()
 	}
 	body := contentBuffers.Get().(*bytes.Buffer)
 	defer putContentBuffer(body)
@@ -386,13 +433,39 @@ func (s *session) finish() {
 	s.tx = nil
 }
 
-// refuseRecipient counts and traces a refused recipient of tx; the
-// transaction, if abandoned, is traced with the last such reply.
-func (s *session) refuseRecipient(tx *transaction, rcpt, reason string, reply *Reply) {
+// refuseRecipient counts and traces a refused recipient of tx and returns
+// the reply to send; the transaction, if abandoned, is traced with the last
+// such reply.
+func (s *session) refuseRecipient(tx *transaction, rcpt, reason string, reply *Reply) Reply {
 	tx.refused++
 	tx.lastRefusal = reply
 	s.event("recipient_rejected", "%s: %s (%s)", rcpt, reason, reply)
-	s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", rcpt, "reply", reply.String(), "reason", reason)
+	s.log.Info("recipient rejected", "msg_id", tx.uid, "rcpt", clip(rcpt, maxAddressLength), "reply", reply.String(), "reason", clip(reason, maxEventDetail))
+	r := s.countRefusal(*reply)
+	if r != *reply {
+		tx.lastRefusal = &r
+	}
+	return r
+}
+
+// countRefusal counts a refused command against the session's error limit
+// and returns the reply to send: reply, or, once the limit is exceeded,
+// replyTooManyErrors. The 421 is then written and the connection closed
+// here, so that commands the client pipelined behind it are not served
+// (they get the 421 too, untraced, until go-smtp sees the closed
+// connection). The trip is traced with the current transaction.
+func (s *session) countRefusal(reply Reply) Reply {
+	if !s.errs.refuse() {
+		return reply
+	}
+	s.event("error_limit", "%s", s.errs.limitText())
+	s.log.Warn("error limit exceeded; connection closed", "limit", s.errs.max)
+	if c := s.conn.Conn(); c != nil {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte(replyTooManyErrors.String() + "\r\n"))
+		_ = c.Close()
+	}
+	return replyTooManyErrors
 }
 
 // CommandRefused traces the MAIL and RCPT commands go-smtp refuses itself
@@ -401,11 +474,12 @@ func (s *session) refuseRecipient(tx *transaction, rcpt, reason string, reply *R
 // refused recipient counts like any other refused recipient of the
 // transaction, so such attempts are traced like every other refusal.
 func (s *session) CommandRefused(command, arg string, e *smtp.SMTPError) {
+	if s.errs.tripped {
+		return
+	}
 	reply := Reply{Code: e.Code, Enhanced: [3]int(e.EnhancedCode), Text: e.Message}
 	const maxArg = 300 // of the client's text kept in the trace
-	if len(arg) > maxArg {
-		arg = arg[:maxArg] + "…"
-	}
+	arg = clip(arg, maxArg)
 	switch command {
 	case "MAIL":
 		s.begin()
@@ -413,6 +487,8 @@ func (s *session) CommandRefused(command, arg string, e *smtp.SMTPError) {
 	case "RCPT":
 		if tx := s.tx; tx != nil && !tx.done {
 			s.refuseRecipient(tx, fmt.Sprintf("RCPT %q", arg), "unparsable recipient or parameters", &reply)
+		} else {
+			s.countRefusal(reply)
 		}
 	}
 }

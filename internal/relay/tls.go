@@ -187,7 +187,7 @@ func CertPool(bundleFile string) (*x509.CertPool, error) {
 
 // clientCert is what the relay learned from a client certificate.
 type clientCert struct {
-	Names    []string // CN and DNS SANs, only when Verified
+	Names    []string // the DNS SANs, or the CN when there are none; only when Verified
 	Subject  string
 	Verified bool
 	Problem  string // why it did not verify
@@ -196,6 +196,10 @@ type clientCert struct {
 // verifyClientCert checks the presented chain against roots. The relay
 // requests a certificate without requiring one and without failing the
 // handshake on a bad one: an unverifiable certificate just does not count.
+// A certificate counts only for client authentication: with the clientAuth
+// extended key usage, or with none at all (and so must every CA in its
+// chain that restricts its usages). Its names are its DNS SANs; the
+// subject CN only when it has none (RFC 6125 6.4.4).
 func verifyClientCert(state tls.ConnectionState, roots *x509.CertPool) clientCert {
 	if len(state.PeerCertificates) == 0 {
 		return clientCert{}
@@ -206,14 +210,18 @@ func verifyClientCert(state tls.ConnectionState, roots *x509.CertPool) clientCer
 	for _, c := range state.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	if err != nil {
 		cc.Problem = err.Error()
 		return cc
 	}
 	cc.Verified = true
 	seen := map[string]bool{}
-	for _, n := range append([]string{leaf.Subject.CommonName}, leaf.DNSNames...) {
+	names := leaf.DNSNames
+	if len(names) == 0 {
+		names = []string{leaf.Subject.CommonName}
+	}
+	for _, n := range names {
 		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
 		if n != "" && !seen[n] {
 			seen[n] = true

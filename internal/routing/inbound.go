@@ -198,6 +198,37 @@ func certMatches(want connector.DomainPattern, names []string) bool {
 	return false
 }
 
+// CheckOwnDomain applies "our own domains are not for strangers" (SPEC
+// 3.3): a message whose envelope sender is in an accepted domain is
+// accepted only when it came through an on_premises connector, or a partner
+// connector that identified the client by IP or certificate (matched by
+// client IP, or matched by sender domain with its IP or certificate
+// restriction, which Check has then verified), unless the domain allows
+// external senders. It returns nil when the message may go on. The null
+// sender ("") is no domain of ours.
+func (ix *Index) CheckOwnDomain(a Attribution, senderDomain string) *Violation {
+	if senderDomain == "" {
+		return nil
+	}
+	d, ok := ix.accepted[CanonicalDomain(senderDomain)]
+	if !ok || d.AllowExternalSenders || a.OnPremises() {
+		return nil
+	}
+	if c := a.Connector; c != nil {
+		if a.By == connector.ByIP || a.By == connector.ByCertificate ||
+			(a.By == connector.ByDomain && (c.Spec.RestrictDomainsToCertificate || c.Spec.RestrictDomainsToIPAddresses)) {
+			return nil
+		}
+	}
+	how := "no connector identified the client by IP address or certificate"
+	if c := a.Connector; c != nil {
+		how = fmt.Sprintf("partner connector %q matched by sender domain only, without an IP or certificate restriction", c.Name)
+	}
+	return &Violation{Restriction: "own_domain",
+		Reply:  fmt.Sprintf("%s is one of our domains; mail from it must come through our own servers or a partner connector that identifies the sender", d.Domain),
+		Detail: fmt.Sprintf("sender domain %s is an accepted domain that does not allow external senders; %s", d.Domain, how)}
+}
+
 // RelayDecision says whether a recipient may be accepted.
 type RelayDecision struct {
 	Allowed bool

@@ -227,6 +227,25 @@ func (ix *Index) Accepted(domain string) (connector.AcceptedDomain, bool) {
 	return d, ok
 }
 
+// PostmasterDomain is the accepted domain the domainless "<Postmaster>"
+// recipient stands for: hostname itself or its nearest parent that is an
+// accepted domain, else the first accepted domain by name; false when
+// there is none.
+func (ix *Index) PostmasterDomain(hostname string) (string, bool) {
+	for _, p := range connector.ParentDomains(CanonicalDomain(hostname)) {
+		if _, ok := ix.accepted[p]; ok {
+			return p, true
+		}
+	}
+	first := ""
+	for d := range ix.accepted {
+		if first == "" || d < first {
+			first = d
+		}
+	}
+	return first, first != ""
+}
+
 // OutboundByID returns an active outbound connector, for mail flow rules.
 func (ix *Index) OutboundByID(id int64) (*Outbound, bool) {
 	c, ok := ix.outByID[id]

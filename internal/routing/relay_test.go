@@ -133,3 +133,17 @@ func TestAccepted(t *testing.T) {
 		})
 	}
 }
+
+// The domainless "<Postmaster>" (RFC 5321 4.5.1) stands for the postmaster
+// of the relay hostname's accepted domain, else of the first by name.
+func TestPostmasterDomain(t *testing.T) {
+	ix := routing.Build(routing.Config{AcceptedDomains: []connector.AcceptedDomain{{Domain: "fabrikam.test"}, {Domain: "contoso.com"}, {Domain: "flowgate.test"}}})
+	for host, want := range map[string]string{"gw.flowgate.test": "flowgate.test", "flowgate.test": "flowgate.test", "mx.example.net": "contoso.com"} {
+		if got, ok := ix.PostmasterDomain(host); !ok || got != want {
+			t.Errorf("PostmasterDomain(%q) = %q, %v; want %q", host, got, ok, want)
+		}
+	}
+	if _, ok := routing.Build(routing.Config{}).PostmasterDomain("gw.flowgate.test"); ok {
+		t.Error("a postmaster domain without accepted domains")
+	}
+}

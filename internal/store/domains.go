@@ -16,18 +16,33 @@ type AcceptedDomain struct {
 	ID         int64                `gorm:"primaryKey" json:"id"`
 	Domain     string               `json:"domain"`
 	DomainType connector.DomainType `json:"domain_type"`
-	CreatedAt  time.Time            `json:"created_at"`
+	// AllowExternalSenders: mail from the domain is accepted from anyone,
+	// not only through our own connectors (SPEC 3.3). Dangerous: anyone
+	// can then send as the domain.
+	AllowExternalSenders bool      `json:"allow_external_senders"`
+	CreatedAt            time.Time `json:"created_at"`
+}
+
+// AcceptedDomainOptions are an accepted domain's settings besides its
+// name and type.
+type AcceptedDomainOptions struct {
+	AllowExternalSenders bool
 }
 
 func (AcceptedDomain) TableName() string { return "accepted_domains" }
 
-// CreateAcceptedDomain adds an accepted domain.
+// CreateAcceptedDomain adds an accepted domain with the default options.
 func (s *Store) CreateAcceptedDomain(ctx context.Context, actor Actor, domain string, typ connector.DomainType) (*AcceptedDomain, error) {
+	return s.CreateAcceptedDomainWith(ctx, actor, domain, typ, AcceptedDomainOptions{})
+}
+
+// CreateAcceptedDomainWith adds an accepted domain with options.
+func (s *Store) CreateAcceptedDomainWith(ctx context.Context, actor Actor, domain string, typ connector.DomainType, opts AcceptedDomainOptions) (*AcceptedDomain, error) {
 	d, typ, errs := connector.ValidateAcceptedDomain(domain, typ)
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	row := &AcceptedDomain{Domain: d, DomainType: typ}
+	row := &AcceptedDomain{Domain: d, DomainType: typ, AllowExternalSenders: opts.AllowExternalSenders}
 	err := s.configChange(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(row).Error; err != nil {
 			if isUniqueViolation(err) {
@@ -35,7 +50,7 @@ func (s *Store) CreateAcceptedDomain(ctx context.Context, actor Actor, domain st
 			}
 			return fmt.Errorf("create accepted domain: %w", err)
 		}
-		_, err := audit(tx, actor, "create", "accepted_domain", row.ID, d, map[string]any{"domain_type": typ})
+		_, err := audit(tx, actor, "create", "accepted_domain", row.ID, d, map[string]any{"domain_type": typ, "allow_external_senders": row.AllowExternalSenders})
 		return err
 	})
 	if err != nil {

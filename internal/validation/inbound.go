@@ -161,6 +161,12 @@ func (in *Inbound) Validate(ctx context.Context, connectorID int64, name string,
 		neg.expect = "5.7.64"
 		neg.broken = "not your email server (unknown IP, no certificate) relaying to the Internet"
 	}
+	if neg.expect == "5.7.64" {
+		// The relay probe sends from outside the accepted domains: a
+		// stranger sending as one of them is refused at MAIL FROM already
+		// (SPEC 3.3), which would hide whether relaying is refused.
+		neg.sender = "flowgate-validation@probe.example"
+	}
 	r.logf("--- negative probe: %s; client %s, TLS %v, certificate names %v", neg.broken, neg.client.IP, neg.client.TLS, neg.client.CertNames)
 	in.negative(ctx, r, ix, neg, name, revision)
 	return r.result(connectorID, revision, pos.sender, rcpts)
