@@ -690,10 +690,19 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
-	recipient, err := p.parsePath()
-	if err != nil {
-		c.refuseCommand("RCPT", raw, 501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
-		return
+	var recipient string
+	// flowgate patch 6: "<Postmaster>" without a domain, which RFC 5321
+	// 4.5.1 requires a server to accept, reaches the session as
+	// "Postmaster" instead of being refused as a malformed path.
+	if rest, ok := cutPrefixFold(p.s, "<postmaster>"); ok {
+		recipient, p.s = "Postmaster", rest
+	} else {
+		var err error
+		recipient, err = p.parsePath()
+		if err != nil {
+			c.refuseCommand("RCPT", raw, 501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
+			return
+		}
 	}
 
 	if c.server.MaxRecipients > 0 && len(c.recipients) >= c.server.MaxRecipients {
