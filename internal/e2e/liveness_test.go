@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -41,55 +40,19 @@ func TestKilledProcessMailDeliveredWithinSeconds(t *testing.T) {
 
 			const sessions, perSession = 6, 30
 			var (
-				mu     sync.Mutex
-				acked  = map[string]bool{}
-				wg     sync.WaitGroup
-				killAt time.Time
 				once   sync.Once
+				killAt time.Time
 			)
 			kill := func() {
 				once.Do(func() {
 					victim.kill()
 					<-victim.finished
-					mu.Lock()
 					killAt = time.Now()
-					mu.Unlock()
 				})
 			}
-			for s := range sessions {
-				target := targets[s%len(targets)]
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c, err := dialSMTP(fmt.Sprintf("127.0.0.%d", 60+s), target.SMTP)
-					if err != nil {
-						t.Errorf("dial: %v", err)
-						return
-					}
-					defer c.close()
-					for i := range perSession {
-						mid := fmt.Sprintf("<live-%d-%d@e2e.test>", s, i)
-						code, _, err := c.mail("sender@e2e.test", "john@contoso.com", "Message-ID: "+mid+"\r\nSubject: liveness\r\n\r\nbody\r\n")
-						if err != nil {
-							return // the victim was killed
-						}
-						if code == 250 {
-							mu.Lock()
-							acked[mid] = true
-							n := len(acked)
-							mu.Unlock()
-							if n == sessions*perSession/3 {
-								go kill()
-							}
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			kill()
-			mu.Lock()
+			acked := sendUnderLoad(t, targets, sessions, perSession, 60, "live", sessions*perSession/3, kill)
+			kill() // if the load ended before the threshold; otherwise waits for the kill under way
 			killed := killAt
-			mu.Unlock()
 			var leased int
 			st.DB().Raw(`SELECT COUNT(*) FROM messages WHERE lease_owner IS NOT NULL AND status IN ('queued', 'deferred')`).Scan(&leased)
 			sink.SetDelay(0)

@@ -12,6 +12,53 @@ import (
 	"github.com/flowgate/flowgate/internal/testutil"
 )
 
+// sendUnderLoad sends perSession messages on each of sessions SMTP
+// sessions — session s from 127.0.0.(srcBase+s) to targets[s % len] —
+// each with its own Message-ID <tag-s-i@e2e.test>, and calls atThreshold
+// once, on a goroutine of its own, when threshold messages have been
+// acknowledged (to kill a process under load). A session whose process
+// died stops. It returns the acknowledged Message-IDs.
+func sendUnderLoad(t *testing.T, targets []*proc, sessions, perSession, srcBase int, tag string, threshold int, atThreshold func()) map[string]bool {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		wg    sync.WaitGroup
+		once  sync.Once
+	)
+	for s := range sessions {
+		target := targets[s%len(targets)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialSMTP(fmt.Sprintf("127.0.0.%d", srcBase+s), target.SMTP)
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				return
+			}
+			defer c.close()
+			for i := range perSession {
+				mid := fmt.Sprintf("<%s-%d-%d@e2e.test>", tag, s, i)
+				code, _, err := c.mail("sender@e2e.test", "john@contoso.com", "Message-ID: "+mid+"\r\nSubject: "+tag+"\r\n\r\nbody\r\n")
+				if err != nil {
+					return // the process was killed
+				}
+				if code == 250 {
+					mu.Lock()
+					acked[mid] = true
+					n := len(acked)
+					mu.Unlock()
+					if n == threshold {
+						once.Do(func() { go atThreshold() })
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return acked
+}
+
 var midRE = regexp.MustCompile(`Message-ID: (<[^>]+>)`)
 
 // awaitAtSink waits until every message of acked (by Message-ID) has
@@ -73,46 +120,8 @@ func TestTwoProcessesShareTheQueue(t *testing.T) {
 	waitAccepted(t, b, "john@contoso.com")
 
 	const perSession, sessions = 40, 6
-	var (
-		mu      sync.Mutex
-		acked   = map[string]bool{}
-		wg      sync.WaitGroup
-		killed  = make(chan struct{})
-		killOne sync.Once
-	)
-	for s := range sessions {
-		target := a
-		if s%2 == 1 {
-			target = b
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := dialSMTP(fmt.Sprintf("127.0.0.%d", 20+s), target.SMTP)
-			if err != nil {
-				t.Errorf("dial: %v", err)
-				return
-			}
-			defer c.close()
-			for i := range perSession {
-				mid := fmt.Sprintf("<two-%d-%d@e2e.test>", s, i)
-				code, _, err := c.mail("sender@e2e.test", "john@contoso.com", "Message-ID: "+mid+"\r\nSubject: two processes\r\n\r\nbody\r\n")
-				if err != nil {
-					return // a was killed
-				}
-				if code == 250 {
-					mu.Lock()
-					acked[mid] = true
-					n := len(acked)
-					mu.Unlock()
-					if n == sessions*perSession/3 {
-						killOne.Do(func() { go func() { a.kill(); close(killed) }() })
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	killed := make(chan struct{})
+	acked := sendUnderLoad(t, []*proc{a, b}, sessions, perSession, 20, "two", sessions*perSession/3, func() { a.kill(); close(killed) })
 	<-killed
 	t.Logf("%d messages accepted; process A killed after %d", len(acked), sessions*perSession/3)
 
