@@ -114,6 +114,7 @@ type ConfirmPage struct {
 	Page
 	Heading  string
 	Message  string
+	Details  []string // what is about to go, one sentence each
 	Warnings []string
 	Action   string // form action (POST)
 	Button   string

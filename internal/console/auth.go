@@ -82,7 +82,13 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		f.Errors["code"] = "enter the setup code from flowgate's log (the line \"no user yet\")"
 		c.log.Warn("console setup refused: wrong setup code", "client", c.security.clientIP(r).String())
 	}
-	if !f.Errors.Has("password") && password != r.PostFormValue("password2") {
+	// Every problem at once: a short password and a mismatch both show.
+	for k, v := range store.ValidateCredentials(email, password) {
+		if !f.Errors.Has(k) {
+			f.Errors[k] = v
+		}
+	}
+	if password != r.PostFormValue("password2") {
 		f.Errors["password2"] = "the two passwords differ"
 	}
 	var u *store.User

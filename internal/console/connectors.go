@@ -93,7 +93,7 @@ func (c *Console) showConnector(w http.ResponseWriter, r *http.Request) {
 	p := web.ConnectorPage{
 		Page:    c.page(w, r, conn.Name, "connectors"),
 		Row:     connectorRow(conn),
-		Summary: describe(conn.Spec, conn.Enabled),
+		Summary: describe(conn.Spec, conn.Enabled, conn.Revision, conn.ActiveRevision),
 	}
 	switch {
 	case !conn.Enabled:
@@ -220,13 +220,14 @@ func (c *Console) confirmDeleteConnector(w http.ResponseWriter, r *http.Request)
 		Page:    c.page(w, r, "Delete "+conn.Name, "connectors"),
 		Heading: "Delete " + conn.Name + "?",
 		Message: "The connector stops carrying mail at once. Its revisions stay in the audit log.",
+		Details: describe(conn.Spec, conn.Enabled, conn.Revision, conn.ActiveRevision),
 		Action:  href + "/delete", Button: "Delete connector", Cancel: href,
 	}
 	if conn.ActiveRevision != nil && conn.Enabled {
 		if conn.Direction == connector.Inbound {
-			cp.Warnings = append(cp.Warnings, "This connector is active: mail it applies to will be handled without its restrictions (or, for your own server, no longer relayed) after deletion.")
+			cp.Warnings = append(cp.Warnings, fmt.Sprintf("This connector is active (revision %d carries mail): mail it applies to will be handled without its restrictions (or, for your own server, no longer relayed) after deletion.", *conn.ActiveRevision))
 		} else {
-			cp.Warnings = append(cp.Warnings, "This connector is active: mail it routes will go by the next matching connector, or by MX, after deletion.")
+			cp.Warnings = append(cp.Warnings, fmt.Sprintf("This connector is active (revision %d carries mail): mail it routes will go by the next matching connector, or by MX, after deletion.", *conn.ActiveRevision))
 		}
 	}
 	c.render(w, r, http.StatusOK, web.Confirm(cp))

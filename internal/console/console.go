@@ -69,6 +69,9 @@ func (c *Console) Register(r chi.Router) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	})
+	// An unknown address gets the console's error page, in its layout
+	// (with the user's name when signed in), not bare text.
+	r.NotFound(c.recoverer(securityHeaders(c.loadSession(http.HandlerFunc(c.notFound)))).ServeHTTP)
 	r.Group(func(r chi.Router) {
 		r.Use(c.recoverer, securityHeaders, c.csrf.Handler, c.loadSession)
 		r.Get("/setup", c.setupForm)

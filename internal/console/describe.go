@@ -41,9 +41,11 @@ func orNone(s string) string {
 	return s
 }
 
-// describe says what a connector does, one plain sentence per setting, as
-// the review step and the connector page show it.
-func describe(spec connector.Spec, enabled bool) []string {
+// describe says what a connector revision does, one plain sentence per
+// setting, as the review step and the connector page show it. revision is
+// the revision described and active the one that carries mail (nil: none,
+// as for a connector being created).
+func describe(spec connector.Spec, enabled bool, revision int, active *int) []string {
 	b := spec.Base()
 	out := []string{fmt.Sprintf("%s: %s.", orNone(b.Name), fromTo(spec))}
 	if b.Comment != "" {
@@ -55,9 +57,14 @@ func describe(spec connector.Spec, enabled bool) []string {
 	case *connector.OutboundSpec:
 		out = append(out, describeOutbound(s)...)
 	}
-	if enabled {
+	switch {
+	case enabled && active == nil:
 		out = append(out, "Turned on: it carries mail as soon as a validated revision is activated.")
-	} else {
+	case enabled && *active == revision:
+		out = append(out, "Turned on: this revision carries mail.")
+	case enabled:
+		out = append(out, fmt.Sprintf("Turned on: revision %d carries mail until this one is validated and activated.", *active))
+	default:
 		out = append(out, "Turned off: it carries no mail until you turn it on.")
 	}
 	return out

@@ -19,7 +19,7 @@ func fillReview(pg *web.WizardPage) {
 		errs = web.Errors(modelErrs)
 	}
 	errs = web.Errors(inWords(errs))
-	pg.Review = describe(spec, pg.Form.Enabled)
+	pg.Review = describe(spec, pg.Form.Enabled, 0, nil)
 	pg.ReviewErrors = reviewErrors(pg.Form, errs)
 	pg.SaveAllowed = len(errs) == 0 && pg.FormError == ""
 	pg.Errors = errs

@@ -62,7 +62,10 @@ func (s *Store) CreateFirstAdmin(ctx context.Context, email, password string) (*
 	return s.createUser(ctx, System("setup"), email, password, RoleAdmin, true)
 }
 
-func (s *Store) createUser(ctx context.Context, actor Actor, email, password string, role Role, onlyFirst bool) (*User, error) {
+// ValidateCredentials checks a new user's e-mail address and password,
+// returning field errors keyed "email" and "password", so that a form can
+// show every problem at once.
+func ValidateCredentials(email, password string) connector.FieldErrors {
 	errs := connector.FieldErrors{}
 	addr, err := mail.ParseAddress(strings.TrimSpace(email))
 	if err != nil || addr.Name != "" || !strings.Contains(addr.Address, "@") {
@@ -73,6 +76,12 @@ func (s *Store) createUser(ctx context.Context, actor Actor, email, password str
 	} else if len(password) > 72 {
 		errs["password"] = "use at most 72 bytes (bcrypt's limit)"
 	}
+	return errs
+}
+
+func (s *Store) createUser(ctx context.Context, actor Actor, email, password string, role Role, onlyFirst bool) (*User, error) {
+	errs := ValidateCredentials(email, password)
+	addr, _ := mail.ParseAddress(strings.TrimSpace(email))
 	if !role.Valid() {
 		errs["role"] = "choose admin or viewer"
 	}
