@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/store"
@@ -141,58 +139,6 @@ func (c *Console) deleteDomain(w http.ResponseWriter, r *http.Request) {
 	}
 	c.flash(w, r, "Removed "+d.Domain+".")
 	seeOther(w, r, "/domains")
-}
-
-func (c *Console) auditLog(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := store.AuditFilter{Limit: 100}
-	sel := q.Get("connector")
-	if sel != "" {
-		id, err := strconv.ParseInt(sel, 10, 64)
-		if err != nil || id < 1 {
-			c.errorPage(w, r, http.StatusBadRequest, "The connector filter must be a connector's number.")
-			return
-		}
-		f.ConnectorID = id
-	}
-	if b := q.Get("before"); b != "" {
-		id, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || id < 1 {
-			c.errorPage(w, r, http.StatusBadRequest, "The page position must be a number.")
-			return
-		}
-		f.BeforeID = id
-	}
-	entries, err := c.store.ListAudit(r.Context(), f)
-	if err != nil {
-		c.serverError(w, r, err)
-		return
-	}
-	conns, err := c.allConnectors(r)
-	if err != nil {
-		c.serverError(w, r, err)
-		return
-	}
-	p := web.AuditPage{Page: c.page(w, r, "Audit log", "audit"), Connector: sel}
-	dirOf := map[int64]connector.Direction{}
-	for _, conn := range conns {
-		dirOf[conn.ID] = conn.Direction
-		v := strconv.FormatInt(conn.ID, 10)
-		p.Connectors = append(p.Connectors, web.Option{Value: v, Label: conn.Name + " (" + string(conn.Direction) + ")", Selected: v == sel})
-	}
-	for _, e := range entries {
-		row := web.AuditRow{At: e.At, Actor: who(e.Actor), Action: e.Action, ObjectType: strings.ReplaceAll(e.ObjectType, "_", " "), ObjectName: e.ObjectName, Detail: e.Detail}
-		if e.ConnectorID != nil {
-			if dir, ok := dirOf[*e.ConnectorID]; ok {
-				row.Href = fmt.Sprintf("/connectors/%s/%d", dir, *e.ConnectorID)
-			}
-		}
-		p.Rows = append(p.Rows, row)
-	}
-	if len(entries) == f.Limit {
-		p.NextBefore = entries[len(entries)-1].ID
-	}
-	c.render(w, r, http.StatusOK, web.Audit(p))
 }
 
 func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, p web.UsersPage, status int) {
