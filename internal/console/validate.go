@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -105,8 +106,9 @@ func (c *Console) runValidation(w http.ResponseWriter, r *http.Request) {
 	seeOther(w, r, fmt.Sprintf("/connectors/%s/%d/validations/running/%s", conn.Direction, conn.ID, runID))
 }
 
-// runningValidation shows a run's steps as they happen (the page reloads
-// itself), then sends the browser to its report.
+// runningValidation shows a run's steps as they happen, and what it waits
+// for now (the page reloads itself every second, without JavaScript),
+// then sends the browser to its report.
 func (c *Console) runningValidation(w http.ResponseWriter, r *http.Request) {
 	conn, ok := c.loadConnector(w, r)
 	if !ok {
@@ -129,7 +131,7 @@ func (c *Console) runningValidation(w http.ResponseWriter, r *http.Request) {
 		if v.Status == store.ValidationPassed {
 			c.flash(w, r, fmt.Sprintf("Revision %d passed validation. Activate it to let it carry mail.", v.Revision))
 		} else {
-			c.flash(w, r, fmt.Sprintf("Revision %d failed validation; the failed steps below say why. The connector's active settings, if any, keep carrying mail.", v.Revision))
+			c.flashWarning(w, r, fmt.Sprintf("Revision %d failed validation; the failed steps below say why. The connector's active settings, if any, keep carrying mail.", v.Revision))
 		}
 		seeOther(w, r, validationHref(conn.Direction, conn.ID, v.ID))
 		return
@@ -139,7 +141,11 @@ func (c *Console) runningValidation(w http.ResponseWriter, r *http.Request) {
 	for _, s := range steps {
 		pg.Steps = append(pg.Steps, web.ValidationStep{Name: s.Name, Status: s.Status, Detail: s.Detail, DurationMS: s.DurationMS})
 	}
-	c.render(w, r, http.StatusOK, web.ValidationRunning(pg))
+	waiting := ""
+	if wt, ok := p.Waiting(); ok {
+		waiting = wt.Describe(time.Now())
+	}
+	c.render(w, r, http.StatusOK, web.ValidationRunning(pg, waiting))
 }
 
 func (c *Console) showValidation(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -141,7 +142,9 @@ func TestValidateAndActivateInTheConsole(t *testing.T) {
 		failed.has(t, "Revision 2 failed validation", "connection refused on "+dead, "✗ failed")
 		failed.lacks(t, "Activate revision 2")
 		list := b.get("/connectors")
-		list.has(t, `class="badge failed"`, "failed, revision 2")
+		// Revision 1 still carries mail: the badge says so, and the failure
+		// is a warning about the newest revision.
+		list.has(t, `class="badge active"`, `class="newest warn"`, "Newest: revision 2 failed validation", "failed, revision 2")
 		if !strings.Contains(list.Body, `href="`+r.Location+`"`) {
 			t.Fatalf("the list does not link the failed report %s:\n%s", r.Location, list.Body)
 		}
@@ -238,5 +241,64 @@ func TestValidationStepsShowWhileRunning(t *testing.T) {
 	// Another process (or an unknown run id) cannot show it.
 	if r := b.get("/connectors/outbound/" + itoa(c.ID) + "/validations/running/0123abcd"); r.Status != http.StatusNotFound {
 		t.Fatalf("unknown run: %d", r.Status)
+	}
+}
+
+// While a host does not answer, the run's page says what the run waits
+// for and for how long, counting up on each reload (a meta refresh: no
+// JavaScript); the report then says, in seconds, that the host did not
+// answer, and keeps the raw error in the transcript.
+func TestValidationRunningSaysWhatItWaitsFor(t *testing.T) {
+	st := testutil.OpenStore(t, testutil.Engines[0])
+	createUser(t, st, "admin@contoso.com", store.RoleAdmin)
+	b := newBrowser(t, serveWithValidation(t, st)) // a 5 s timeout per step
+	b.signIn("admin@contoso.com")
+	// A server that accepts connections and never greets.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	mute := ln.Addr().String()
+	c, err := st.CreateConnector(context.Background(), testutil.TestActor, &connector.OutboundSpec{
+		Common: connector.Common{Name: "Mute", ConnectorType: connector.Partner}, RecipientDomains: []string{"fabrikam.test"},
+		SmartHosts: []string{mute}, ValidationRecipients: []string{"postmaster@fabrikam.test"},
+	}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := b.post("/connectors/outbound/"+itoa(c.ID)+"/validate", "recipients", "postmaster@fabrikam.test")
+	if !runningRE.MatchString(started.Location) {
+		t.Fatalf("run: %d %q", started.Status, started.Location)
+	}
+	waitingRE := regexp.MustCompile(`Now waiting for 127\.0\.0\.1 to greet — ([0-9]+) s of 5 s\.`)
+	seen := map[string]bool{}
+	deadline := time.Now().Add(4 * time.Second)
+	for !seen["1"] {
+		p := b.get(started.Location)
+		if p.Status != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("running page: %d %q, waits seen %v\n%s", p.Status, p.Location, seen, p.Body)
+		}
+		if m := waitingRE.FindStringSubmatch(p.Body); m != nil {
+			seen[m[1]] = true
+			p.has(t, `<meta http-equiv="refresh" content="1">`, "connect to "+mute, "connected to "+mute)
+			p.lacks(t, "<script")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	report := b.follow(waitForReport(t, b, started))
+	report.has(t, "Revision 1 failed validation", "greeting from "+mute, "127.0.0.1 did not answer within 5 s (no greeting) — an SMTP server greets with 220 as soon as it accepts a connection")
+	report.lacks(t, "Now waiting for")
+	if !regexp.MustCompile(`S: \(read tcp [^)]*i/o timeout\)`).MatchString(html.UnescapeString(report.Body)) {
+		t.Fatalf("the transcript lacks the raw error:\n%s", report.Body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -76,7 +77,8 @@ func (in *Inbound) Validate(ctx context.Context, connectorID int64, name string,
 	began := time.Now()
 	cfg, err := liveconfig.LoadRouting(ctx, in.Store)
 	if err != nil {
-		r.fail("load the configuration", began, err.Error())
+		r.logf("load the configuration: %v", err)
+		r.fail("load the configuration", began, "flowgate could not read its active configuration from the database — the transcript has the error")
 		return r.result(connectorID, revision, sender, rcpts)
 	}
 	cand := routing.Inbound{ID: connectorID, Name: name, Revision: revision, Spec: *spec}
@@ -122,7 +124,7 @@ func (in *Inbound) Validate(ctx context.Context, connectorID int64, name string,
 	}
 
 	// The positive probe.
-	r.logf("--- positive probe: client %s, TLS %v, certificate names %v, sender %s", pos.client.IP, pos.client.TLS, pos.client.CertNames, pos.sender)
+	r.logf("--- positive probe: standing in for %s; sender %s", pos.describe(), pos.sender)
 	in.positive(ctx, r, ix, pos, connectorID, name, revision, rcpts)
 
 	// The negative probe breaks one restriction.
@@ -167,7 +169,7 @@ func (in *Inbound) Validate(ctx context.Context, connectorID int64, name string,
 		// (SPEC 3.3), which would hide whether relaying is refused.
 		neg.sender = "flowgate-validation@probe.example"
 	}
-	r.logf("--- negative probe: %s; client %s, TLS %v, certificate names %v", neg.broken, neg.client.IP, neg.client.TLS, neg.client.CertNames)
+	r.logf("--- negative probe: %s; standing in for %s", neg.broken, neg.describe())
 	in.negative(ctx, r, ix, neg, name, revision)
 	return r.result(connectorID, revision, pos.sender, rcpts)
 }
@@ -189,62 +191,91 @@ func (in *Inbound) open(ctx context.Context, r *run, ix *routing.Index, f probeF
 	})
 	began := time.Now()
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(in.Port))
+	step := prefix + "connect to flowgate's SMTP listener"
 	d := net.Dialer{Timeout: in.timeout(), LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+	r.waiting("flowgate's SMTP listener", "to accept the connection on "+addr, in.timeout())
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		unregister()
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, connectError(addr, in.Port, err)+
+		r.logf("connect to %s: %v", addr, err)
+		r.fail(step, began, connectProblem("flowgate's SMTP listener", addr, in.Port, err, in.timeout())+
 			" (inbound validation reaches this process's own listener on 127.0.0.1: FLOWGATE_SMTP_ADDR must listen on all addresses or on loopback)")
 		return nil, nil, false
 	}
 	closeAll := func() { unregister(); conn.Close() }
-	c := &smtpConn{r: r, conn: conn, tp: textproto.NewConn(conn), who: "[flowgate " + addr + "]"}
+	c := &smtpConn{r: r, conn: conn, tp: textproto.NewConn(conn), who: "[flowgate " + addr + "]",
+		host: "flowgate's SMTP listener", speaker: "flowgate's listener", timeout: in.timeout()}
 	c.limit, _ = ctx.Deadline()
 	ps.c = c
-	c.deadline(in.timeout())
+	// failed records the failed step: what went wrong (a network error,
+	// or a reply other than the one expected, quoted).
+	failed := func(what, msg string, err error) (*probeSession, func(), bool) {
+		detail := c.problem(msg, err)
+		if err == nil {
+			detail = what + ": " + detail
+		}
+		r.fail(step, began, detail)
+		closeAll()
+		return nil, nil, false
+	}
+	c.expect("to greet", "no greeting")
 	if code, msg, err := c.reply(); err != nil || code != 220 {
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, "no 220 greeting: "+replyOrErr(msg, err))
-		closeAll()
-		return nil, nil, false
+		return failed("the listener turned the probe away instead of greeting it", msg, err)
 	}
+	c.expect("to answer EHLO", "no answer to EHLO")
 	if code, msg, err := c.do("EHLO %s", in.Hostname); err != nil || code != 250 {
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, "EHLO refused: "+replyOrErr(msg, err))
-		closeAll()
-		return nil, nil, false
+		return failed("the listener refused the probe's EHLO", msg, err)
 	}
+	c.expect("to answer STARTTLS", "no answer to STARTTLS")
 	if code, msg, err := c.do("STARTTLS"); err != nil || code != 220 {
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, "STARTTLS refused: "+replyOrErr(msg, err))
-		closeAll()
-		return nil, nil, false
+		return failed("the listener refused to start TLS", msg, err)
 	}
 	// The probe talks to this very process over loopback; its own
 	// certificate may be self-signed, so it is not verified here.
 	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
-	_ = tc.SetDeadline(time.Now().Add(in.timeout()))
+	c.conn = tc
+	c.expect("to finish the TLS handshake", "the TLS handshake did not finish")
 	if err := tc.HandshakeContext(ctx); err != nil {
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, "TLS handshake: "+err.Error())
+		r.logf("%s TLS: handshake failed: %v", c.who, err)
+		r.fail(step, began, "the TLS handshake with flowgate's SMTP listener failed — check FLOWGATE_TLS_CERT and FLOWGATE_TLS_KEY; the transcript has the error")
 		closeAll()
 		return nil, nil, false
 	}
-	c.conn, c.tp = tc, textproto.NewConn(tc)
+	c.tp = textproto.NewConn(tc)
+	cs := tc.ConnectionState()
+	c.expect("to answer EHLO", "no answer to EHLO after STARTTLS")
 	if code, msg, err := c.do("EHLO %s", in.Hostname); err != nil || code != 250 {
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, "EHLO after STARTTLS refused: "+replyOrErr(msg, err))
-		closeAll()
-		return nil, nil, false
+		return failed("the listener refused the probe's EHLO after STARTTLS", msg, err)
 	}
 	r.logf("%s C: AUTH %s (the run's secret)", c.who, relay.ProbeMechanism)
+	c.expect("to accept the probe's credentials", "no answer to AUTH")
 	if err := c.tp.PrintfLine("AUTH %s %s", relay.ProbeMechanism, base64.StdEncoding.EncodeToString([]byte(secret))); err != nil {
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, err.Error())
-		closeAll()
-		return nil, nil, false
+		return failed("", "", err)
 	}
 	if code, msg, err := c.reply(); err != nil || code != 235 {
-		r.fail(prefix+"connect to flowgate's SMTP listener", began, "the probe could not authenticate: "+replyOrErr(msg, err))
-		closeAll()
-		return nil, nil, false
+		return failed("the probe could not authenticate", msg, err)
 	}
-	r.pass(prefix+"connect to flowgate's SMTP listener", began, fmt.Sprintf("%s over TLS; acting as client %s, TLS %v, certificate names %v", addr, f.client.IP, f.client.TLS, f.client.CertNames))
+	r.pass(step, began, fmt.Sprintf("connected to %s over %s; the probe stands in for %s", addr, tls.VersionName(cs.Version), f.describe()))
 	return ps, closeAll, true
+}
+
+// describe says who a probe stands in for, in an admin's words: "a
+// client at 192.0.2.10 that sends over TLS with a certificate named
+// mail.partner.test".
+func (f probeFacts) describe() string {
+	s := "a client at " + f.client.IP.String()
+	if f.client.TLS {
+		s += " that sends over TLS"
+	} else {
+		s += " that sends without TLS"
+	}
+	switch len(f.client.CertNames) {
+	case 0:
+		return s + " and has no certificate"
+	case 1:
+		return s + " with a certificate named " + f.client.CertNames[0]
+	}
+	return s + " with a certificate naming " + strings.Join(f.client.CertNames, ", ")
 }
 
 func (ps *probeSession) snapshot() []relay.ProbeEvent {
@@ -263,6 +294,7 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	c := ps.c
 
 	began := time.Now()
+	c.expect("to answer MAIL FROM", "no answer to MAIL FROM")
 	code, msg, err := c.do("MAIL FROM:<%s>", f.sender)
 	var sd *relay.SenderDecision
 	for _, e := range ps.snapshot() {
@@ -272,7 +304,11 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	}
 	switch {
 	case err != nil || code != 250:
-		r.fail("MAIL FROM "+f.sender, began, "the probe was refused: "+replyOrErr(msg, err))
+		detail := c.problem(msg, err)
+		if err == nil {
+			detail = "flowgate refused the probe's sender: " + detail
+		}
+		r.fail("MAIL FROM "+f.sender, began, detail)
 		c.quit()
 		return
 	case sd == nil || sd.Attribution.Connector == nil:
@@ -285,18 +321,23 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 		return
 	}
 	r.pass("attribution", began, sd.Attribution.Reason)
-	r.pass("MAIL FROM "+f.sender, began, lastLine(msg))
+	r.pass("MAIL FROM "+f.sender, began, "flowgate accepted the sender: "+reply(c.speaker, msg))
 
 	okRcpts := 0
 	for _, a := range rcpts {
 		began = time.Now()
+		c.expect("to answer RCPT TO", "no answer to RCPT TO")
 		code, msg, err := c.do("RCPT TO:<%s>", a)
 		if err != nil || (code != 250 && code != 251) {
-			r.fail("RCPT TO "+a, began, "refused: "+replyOrErr(msg, err))
+			detail := c.problem(msg, err)
+			if err == nil {
+				detail = "flowgate refused the recipient: " + detail
+			}
+			r.fail("RCPT TO "+a, began, detail)
 			continue
 		}
 		okRcpts++
-		detail := lastLine(msg)
+		detail := "flowgate accepted the recipient: " + reply(c.speaker, msg)
 		for _, e := range ps.snapshot() {
 			if e.Recipient != nil && strings.EqualFold(e.Recipient.Address, a) {
 				rt := e.Recipient.Route
@@ -317,13 +358,19 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 		return
 	}
 	began = time.Now()
+	c.expect("to answer DATA", "no answer to DATA")
 	if code, msg, err := c.do("DATA"); err != nil || code != 354 {
-		r.fail("test message", began, "DATA refused: "+replyOrErr(msg, err))
+		detail := c.problem(msg, err)
+		if err == nil {
+			detail = "flowgate refused to take the message (DATA): " + detail
+		}
+		r.fail("test message", began, detail)
 		c.quit()
 		return
 	}
 	vid := randomID()
 	body := testMessage(in.Hostname, f.sender, rcpts, "inbound", name, revision, vid)
+	c.expect("to accept the test message", "no answer after the test message")
 	w := c.tp.DotWriter()
 	_, werr := w.Write(body)
 	if cerr := w.Close(); werr == nil {
@@ -332,11 +379,15 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	r.logf("%s C: (test message, %d bytes)", c.who, len(body))
 	code, msg, err = c.reply()
 	if werr != nil || err != nil || code != 250 {
-		r.fail("test message", began, "not accepted: "+replyOrErr(msg, err))
+		detail := c.problem(msg, errors.Join(werr, err))
+		if werr == nil && err == nil {
+			detail = "flowgate refused the test message: " + detail
+		}
+		r.fail("test message", began, detail)
 		c.quit()
 		return
 	}
-	r.pass("test message", began, "accepted and queued: "+lastLine(msg))
+	r.pass("test message", began, "flowgate accepted the test message and queued it: "+reply(c.speaker, msg))
 	c.quit()
 }
 
@@ -350,17 +401,19 @@ func (in *Inbound) negative(ctx context.Context, r *run, ix *routing.Index, f pr
 	c := ps.c
 	step := "negative probe: " + f.broken
 	began := time.Now()
+	c.expect("to answer MAIL FROM", "no answer to MAIL FROM")
 	code, msg, err := c.do("MAIL FROM:<%s>", f.sender)
 	if err == nil && code == 250 && f.expect == "5.7.64" {
+		c.expect("to answer RCPT TO", "no answer to RCPT TO")
 		code, msg, err = c.do("RCPT TO:<%s>", "flowgate-validation@probe.example")
 	}
 	switch {
 	case err != nil:
-		r.fail(step, began, err.Error())
+		r.fail(step, began, c.problem(msg, err))
 	case code == 550 && strings.Contains(msg, f.expect):
-		r.pass(step, began, "refused as it must be: "+lastLine(msg))
+		r.pass(step, began, "flowgate refused the probe, as it must: "+reply(c.speaker, msg))
 	default:
-		r.fail(step, began, fmt.Sprintf("expected 550 %s, got %s — this restriction would not protect you", f.expect, lastLine(msg)))
+		r.fail(step, began, fmt.Sprintf("flowgate should have refused the probe with 550 %s, but answered %s — this restriction would not protect you", f.expect, reply(c.speaker, msg)))
 	}
 	c.quit()
 }

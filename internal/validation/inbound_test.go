@@ -136,7 +136,8 @@ func TestInboundSeedExamples(t *testing.T) {
 					if i < 0 {
 						t.Fatalf("test message: %s", d)
 					}
-					uid := strings.Fields(d[i+len("queued as "):])[0]
+					// The listener's reply is quoted: “OK: queued as <uid>”.
+					uid := strings.FieldsFunc(d[i+len("queued as "):], func(r rune) bool { return r == ' ' || r == '”' })[0]
 					tr, err := queue.GetTrace(context.Background(), e.st, uid)
 					if err != nil {
 						t.Fatal(err)

@@ -111,7 +111,7 @@ func TestOutboundFailures(t *testing.T) {
 		cert := e.ca.Issue(t, "mail.other.test", "mail.other.test")
 		sink := testutil.NewSink(t, testutil.SinkOptions{Cert: &cert})
 		v := validate(e, spec([]string{e.smartHost("mail.partner.test", sink)}, connector.TLSDomainValidation, "wrong.test"), "alice@partner.test")
-		wantFailure(t, v, "certificate of mail.partner.test", "certificate for mail.other.test does not match tls_domain wrong.test")
+		wantFailure(t, v, "certificate of mail.partner.test", "the certificate names mail.other.test, not wrong.test, which the TLS setting domain_validation requires; it is issued by flowgate test CA, which is trusted")
 		if len(sink.Messages()) != 0 {
 			t.Fatal("a message was sent after the certificate failed")
 		}
@@ -121,12 +121,12 @@ func TestOutboundFailures(t *testing.T) {
 		cert := other.Issue(t, "mail.partner.test", "mail.partner.test")
 		sink := testutil.NewSink(t, testutil.SinkOptions{Cert: &cert})
 		v := validate(e, spec([]string{e.smartHost("mail.partner.test", sink)}, connector.TLSCertificateValidation, ""), "alice@partner.test")
-		wantFailure(t, v, "certificate of", "is not issued by a trusted CA")
+		wantFailure(t, v, "certificate of", "is issued by someone else's CA, which flowgate does not trust")
 	})
 	t.Run("no STARTTLS under encryption_only", func(t *testing.T) {
 		sink := testutil.NewSink(t, testutil.SinkOptions{})
 		v := validate(e, spec([]string{e.smartHost("plain.partner.test", sink)}, connector.TLSEncryptionOnly, ""), "alice@partner.test")
-		wantFailure(t, v, "STARTTLS with plain.partner.test", "does not offer STARTTLS; tls_settings encryption_only requires TLS")
+		wantFailure(t, v, "STARTTLS with plain.partner.test", "plain.partner.test does not offer TLS (no STARTTLS in its answer to EHLO), and this revision's TLS setting, encryption_only, requires TLS")
 	})
 	t.Run("no STARTTLS is fine for opportunistic", func(t *testing.T) {
 		sink := testutil.NewSink(t, testutil.SinkOptions{})
@@ -154,7 +154,7 @@ func TestOutboundFailures(t *testing.T) {
 		sink := testutil.NewSink(t, testutil.SinkOptions{})
 		sink.RejectRcpt("ghost@partner.test", 550, [3]int{5, 1, 1}, "no such user")
 		v := validate(e, spec([]string{e.smartHost("mx3.partner.test", sink)}, connector.TLSOpportunistic, ""), "ghost@partner.test")
-		wantFailure(t, v, "RCPT TO ghost@partner.test", "recipient ghost@partner.test refused: 550 5.1.1 no such user")
+		wantFailure(t, v, "RCPT TO ghost@partner.test", "mx3.partner.test refused the recipient ghost@partner.test: 550 5.1.1 (the server said: “no such user”)")
 	})
 	t.Run("a server that never greets, within the run's time limit", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -175,9 +175,51 @@ func TestOutboundFailures(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		v := e.v.Validate(ctx, 7, s.Name, 3, s, "a@contoso.test", []string{"alice@partner.test"})
-		wantFailure(t, v, "greeting from 127.0.0.1", "expected a 220 greeting")
+		wantFailure(t, v, "greeting from 127.0.0.1", "the validation reached its time limit while waiting for 127.0.0.1 (no greeting)")
 		if d := v.FinishedAt.Sub(v.StartedAt); d > 4*time.Second {
 			t.Fatalf("the run outlived its deadline by far: %s", d)
+		}
+	})
+	// silent listens and answers every connection with greeting (nothing
+	// if empty), then holds it open.
+	silent := func(t *testing.T, greeting string) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { c.Close() })
+				if greeting != "" {
+					_, _ = c.Write([]byte(greeting + "\r\n"))
+				}
+			}
+		}()
+		return ln.Addr().String()
+	}
+	t.Run("a server that never greets, within the step's timeout", func(t *testing.T) {
+		addr := silent(t, "")
+		short := *e.v
+		short.Timeout = 300 * time.Millisecond
+		s := spec([]string{addr}, connector.TLSOpportunistic, "")
+		v := short.Validate(context.Background(), 7, s.Name, 3, s, "a@contoso.test", []string{"alice@partner.test"})
+		wantFailure(t, v, "greeting from 127.0.0.1", "127.0.0.1 did not answer within 0.3 s (no greeting)")
+		// The raw error stays in the transcript.
+		if !strings.Contains(v.Transcript, "S: (read tcp ") || !strings.Contains(v.Transcript, "i/o timeout)") {
+			t.Fatalf("transcript:\n%s", v.Transcript)
+		}
+	})
+	t.Run("a server that turns flowgate away", func(t *testing.T) {
+		addr := silent(t, "554 5.7.1 go away, we only talk to friends")
+		v := validate(e, spec([]string{addr}, connector.TLSOpportunistic, ""), "alice@partner.test")
+		wantFailure(t, v, "greeting from 127.0.0.1", "127.0.0.1 turned flowgate away instead of greeting it: 554 5.7.1 (the server said: “go away, we only talk to friends”)")
+		if !strings.Contains(v.Transcript, "S: 554 5.7.1 go away, we only talk to friends") {
+			t.Fatalf("transcript:\n%s", v.Transcript)
 		}
 	})
 	t.Run("each smart host is checked", func(t *testing.T) {

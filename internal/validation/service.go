@@ -125,6 +125,7 @@ type Progress struct {
 
 	mu     sync.Mutex
 	steps  []store.ValidationStep
+	wait   *Wait
 	done   bool
 	result *store.Validation
 	err    error
@@ -137,6 +138,17 @@ func (p *Progress) Snapshot() (steps []store.ValidationStep, done bool, result *
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]store.ValidationStep(nil), p.steps...), p.done, p.result, p.err
+}
+
+// Waiting says what the run is waiting for now, if anything: a host that
+// has not answered yet.
+func (p *Progress) Waiting() (Wait, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wait == nil || p.done {
+		return Wait{}, false
+	}
+	return *p.wait, true
 }
 
 // Start checks the request (returning field errors at once) and runs the
@@ -166,10 +178,17 @@ func (s *Service) Start(ctx context.Context, actor store.Actor, dir connector.Di
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), MaxRunTime)
 		defer cancel()
-		rctx = withObserver(rctx, func(step store.ValidationStep) {
-			p.mu.Lock()
-			p.steps = append(p.steps, step)
-			p.mu.Unlock()
+		rctx = withObserver(rctx, observer{
+			step: func(step store.ValidationStep) {
+				p.mu.Lock()
+				p.steps = append(p.steps, step)
+				p.mu.Unlock()
+			},
+			wait: func(w *Wait) {
+				p.mu.Lock()
+				p.wait = w
+				p.mu.Unlock()
+			},
 		})
 		v, err := s.finish(actor, dir, exec(rctx))
 		p.mu.Lock()

@@ -31,20 +31,53 @@ type run struct {
 	steps      []store.ValidationStep
 	transcript strings.Builder
 	failed     bool
-	observe    func(store.ValidationStep) // sees each step as it is recorded
+	observe    observer
+}
+
+// observer sees a run as it happens: each step as it is recorded, and
+// what the run waits for (nil: nothing).
+type observer struct {
+	step func(store.ValidationStep)
+	wait func(*Wait)
 }
 
 type observerKey struct{}
 
-// withObserver makes the runs started under ctx report each step to f.
-func withObserver(ctx context.Context, f func(store.ValidationStep)) context.Context {
-	return context.WithValue(ctx, observerKey{}, f)
+// withObserver makes the runs started under ctx report to o.
+func withObserver(ctx context.Context, o observer) context.Context {
+	return context.WithValue(ctx, observerKey{}, o)
 }
 
 func newRun(ctx context.Context) *run {
 	r := &run{start: time.Now().UTC()}
-	r.observe, _ = ctx.Value(observerKey{}).(func(store.ValidationStep))
+	r.observe, _ = ctx.Value(observerKey{}).(observer)
 	return r
+}
+
+// Wait is what a run is waiting for: a host (or DNS) to do something.
+type Wait struct {
+	Host  string        // "mx1.fabrikam.com", "DNS"
+	Doing string        // "to greet", "to resolve mx1.fabrikam.com"
+	Since time.Time     // when the wait began
+	Limit time.Duration // how long the run waits at most
+}
+
+// Describe says what the run is waiting for and for how long:
+// "waiting for mx1.fabrikam.com to greet — 12 s of 30 s".
+func (w Wait) Describe(now time.Time) string {
+	waited := now.Sub(w.Since).Truncate(time.Second)
+	if waited < 0 {
+		waited = 0
+	}
+	return fmt.Sprintf("waiting for %s %s — %d s of %s", w.Host, w.Doing, int(waited.Seconds()), seconds(w.Limit))
+}
+
+// waiting tells the observer what the run now waits for, for at most
+// limit; a nil wait means it waits for nothing.
+func (r *run) waiting(host, doing string, limit time.Duration) {
+	if r.observe.wait != nil {
+		r.observe.wait(&Wait{Host: host, Doing: doing, Since: time.Now(), Limit: limit})
+	}
 }
 
 // logf appends a transcript line, stamped with the time since the start.
@@ -76,14 +109,20 @@ func (r *run) add(name, status string, began time.Time, detail string) {
 	}
 	step := store.ValidationStep{Name: name, Status: status, Detail: detail, DurationMS: d.Milliseconds()}
 	r.steps = append(r.steps, step)
-	if r.observe != nil {
-		r.observe(step)
+	if r.observe.wait != nil {
+		r.observe.wait(nil)
+	}
+	if r.observe.step != nil {
+		r.observe.step(step)
 	}
 	r.logf("step %s: %s — %s", status, name, detail)
 }
 
 // result turns the run into a validation record.
 func (r *run) result(connectorID int64, revision int, sender string, rcpts []string) *store.Validation {
+	if r.observe.wait != nil {
+		r.observe.wait(nil)
+	}
 	status := store.ValidationPassed
 	if r.failed || len(r.steps) == 0 {
 		status = store.ValidationFailed
