@@ -16,7 +16,9 @@ type Page struct {
 	Section string // nav item to highlight: connectors, domains, audit, users
 	User    *User  // nil on the sign-in and setup pages
 	Flash   string // a one-line confirmation ("Connector saved")
-	Refresh int    // seconds: reload the page (a run in progress); 0: never
+	// FlashWarns: Flash reports a failure and is shown as a warning.
+	FlashWarns bool
+	Refresh    int // seconds: reload the page (a run in progress); 0: never
 }
 
 // CanEdit reports whether the signed-in user may change configuration.
@@ -56,6 +58,14 @@ type ConnectorRow struct {
 	LastValidation     string
 	LastValidationHref string // the newest run's report, if any
 	CarriesMail        string // "revision 1 carries mail" when an older revision is active
+	// Newest says, apart from what carries mail, the state of the newest
+	// revision when it is not simply the active one ("revision 2 failed
+	// validation"); NewestFailed marks a failure, shown as a warning.
+	Newest       string
+	NewestFailed bool
+	// Draft: no revision carries mail yet; "enabled" then only says
+	// whether the connector turns on once a revision is activated.
+	Draft bool
 }
 
 // Href is the connector's page.
@@ -210,31 +220,11 @@ type DomainsPage struct {
 	Errors     Errors
 }
 
-// AuditRow is one audit entry.
-type AuditRow struct {
-	At         time.Time
-	Actor      string
-	Action     string
-	ObjectType string
-	ObjectName string
-	Href       string // the object's page, when it has one
-	Detail     string
-}
-
 // Option is a choice in a select.
 type Option struct {
 	Value    string
 	Label    string
 	Selected bool
-}
-
-// AuditPage is the audit log.
-type AuditPage struct {
-	Page
-	Rows       []AuditRow
-	Connectors []Option
-	Connector  string
-	NextBefore int64 // 0: no older entries
 }
 
 // UserRow is a console user.

@@ -123,10 +123,10 @@ func TestPencilEditShowsRevisionsAndDiff(t *testing.T) {
 		if len(rows) != 2 || rows[1][0] != "To Fabrikam" {
 			b.fatalf("list after the edit: %q", rows)
 		}
-		// The status is the newest revision's, with which one carries mail.
+		// The badge says what carries mail; the newest revision's state is apart.
 		status := b.texts("table.list tbody tr:nth-child(2) td[data-label=Status] > *")
-		if !slices.Equal(status, []string{"draft", "revision 1 carries mail"}) {
-			b.fatalf("To Fabrikam's status in the list: %q, want draft and that revision 1 carries mail", status)
+		if !slices.Equal(status, []string{"active", "revision 1 carries mail", "Newest: revision 2 is a draft, not validated yet"}) {
+			b.fatalf("To Fabrikam's status in the list: %q, want active, that revision 1 carries mail, and the draft revision 2", status)
 		}
 		b.shot("edit-list")
 	})

@@ -307,10 +307,10 @@ func TestWizardFourScenarios(t *testing.T) {
 		b := main.in(t)
 		b.wantStatus(b.open("/connectors"), 200, "open the connectors")
 		want := [][]string{
-			{"Contoso Bank", "Partner organization → flowgate", "draft", "On", "never"},
-			{"Our Exchange", "Your organization's email server → flowgate", "draft", "On", "never"},
-			{"To Exchange", "flowgate → Your organization's email server", "draft", "On", "never"},
-			{"To Fabrikam", "flowgate → Partner organization", "draft", "On", "never"},
+			{"Contoso Bank", "Partner organization → flowgate", "draft", "On once activated", "never"},
+			{"Our Exchange", "Your organization's email server → flowgate", "draft", "On once activated", "never"},
+			{"To Exchange", "flowgate → Your organization's email server", "draft", "On once activated", "never"},
+			{"To Fabrikam", "flowgate → Partner organization", "draft", "On once activated", "never"},
 		}
 		if h := b.texts("table.list thead th"); !slices.Equal(h[:5], []string{"NAME", "FROM → TO", "STATUS", "ENABLED", "LAST VALIDATION"}) &&
 			!slices.Equal(h[:5], []string{"Name", "From → To", "Status", "Enabled", "Last validation"}) {

@@ -14,23 +14,57 @@ import (
 	"github.com/flowgate/flowgate/web"
 )
 
+// connectorRow is how the console shows a connector: what carries mail
+// (the badge: active, or disabled, or the newest revision's state when
+// none does) and, separately, the state of the newest revision when it is
+// not simply the one carrying mail — so a newer revision that failed
+// validation never makes a connector that carries mail look failed.
 func connectorRow(c *store.Connector) web.ConnectorRow {
 	row := web.ConnectorRow{
 		ID: c.ID, Direction: string(c.Direction), Name: c.Name, FromTo: fromTo(c.Spec),
 		Status: string(c.Status()), Enabled: c.Enabled, Revision: c.Revision,
-		LastValidation: "never",
+		LastValidation: "never", Draft: c.ActiveRevision == nil,
 	}
+	newest := newestState(c)
 	if c.ActiveRevision != nil {
 		row.ActiveRevision = *c.ActiveRevision
+		if c.Enabled {
+			row.Status = string(store.StatusActive)
+		}
 		if *c.ActiveRevision != c.Revision && c.Enabled {
 			row.CarriesMail = fmt.Sprintf("revision %d carries mail", *c.ActiveRevision)
 		}
+		switch {
+		case *c.ActiveRevision != c.Revision:
+			row.Newest = fmt.Sprintf("revision %d %s", c.Revision, newest)
+		case c.LastValidation != nil && c.LastValidation.Revision == c.Revision && c.LastValidation.Status != store.ValidationPassed:
+			row.Newest = fmt.Sprintf("revision %d failed its last validation", c.Revision)
+		}
+	}
+	row.NewestFailed = strings.Contains(row.Newest, "failed")
+	if row.Draft && row.Status == string(store.StatusFailed) {
+		row.NewestFailed = true
 	}
 	if lv := c.LastValidation; lv != nil {
 		row.LastValidation = fmt.Sprintf("%s, revision %d, %s", lv.Status, lv.Revision, web.When(lv.At))
 		row.LastValidationHref = validationHref(c.Direction, c.ID, lv.ID)
 	}
 	return row
+}
+
+// newestState says where the newest revision stands: "is a draft",
+// "passed validation", "failed validation".
+func newestState(c *store.Connector) string {
+	switch {
+	case c.LastValidation != nil && c.LastValidation.Revision == c.Revision:
+		if c.LastValidation.Status == store.ValidationPassed {
+			return "passed validation and waits for activation"
+		}
+		return "failed validation"
+	case c.ValidatedRevision != nil && *c.ValidatedRevision == c.Revision:
+		return "passed validation and waits for activation"
+	}
+	return "is a draft, not validated yet"
 }
 
 func (c *Console) allConnectors(r *http.Request) ([]*store.Connector, error) {

@@ -216,8 +216,8 @@ func (c *Console) page(w http.ResponseWriter, r *http.Request, title, section st
 		p.User = &web.User{ID: s.user.ID, Email: s.user.Email, Role: string(s.user.Role)}
 	}
 	if s.data.Flash != "" {
-		p.Flash = s.data.Flash
-		s.data.Flash = ""
+		p.Flash, p.FlashWarns = s.data.Flash, s.data.FlashWarns
+		s.data.Flash, s.data.FlashWarns = "", false
 		if err := c.sessions.save(r, w, s); err != nil {
 			c.log.Warn("console: clear flash", "err", err)
 		}
@@ -227,8 +227,18 @@ func (c *Console) page(w http.ResponseWriter, r *http.Request, title, section st
 
 // flash sets a message for the next page the user sees.
 func (c *Console) flash(w http.ResponseWriter, r *http.Request, msg string) {
+	c.setFlash(w, r, msg, false)
+}
+
+// flashWarning sets a message about a failure for the next page the user
+// sees, shown as a warning rather than a confirmation.
+func (c *Console) flashWarning(w http.ResponseWriter, r *http.Request, msg string) {
+	c.setFlash(w, r, msg, true)
+}
+
+func (c *Console) setFlash(w http.ResponseWriter, r *http.Request, msg string, warns bool) {
 	s := sessionFrom(r)
-	s.data.Flash = msg
+	s.data.Flash, s.data.FlashWarns = msg, warns
 	if err := c.sessions.save(r, w, s); err != nil {
 		c.log.Warn("console: set flash", "err", err)
 	}

@@ -113,6 +113,8 @@ type session struct {
 type sessionData struct {
 	Drafts map[string]*draft `json:"drafts,omitempty"`
 	Flash  string            `json:"flash,omitempty"`
+	// FlashWarns: the flash reports a failure, shown as a warning.
+	FlashWarns bool `json:"flash_warns,omitempty"`
 }
 
 func (d *dbSessions) load(r *http.Request) (*session, error) {

@@ -365,7 +365,8 @@ func TestPencilEditCreatesRevisionAndDiff(t *testing.T) {
 		detail := w.save()
 		detail.has(t, "Saved revision 2 of To Fabrikam. The active revision keeps carrying mail until revision 2 is validated and activated.")
 		detail.has(t, "Revision 1 carries mail; revision 2 is newer and waits for validation and activation.")
-		b.get("/connectors").has(t, `class="badge draft"`, "revision 1 carries mail")
+		// What carries mail is the badge; the newest revision's state is apart.
+		b.get("/connectors").has(t, `class="badge active"`, "revision 1 carries mail", "Newest: revision 2 is a draft, not validated yet")
 
 		after, _ := st.GetConnector(ctx, connector.Outbound, id)
 		if after.Revision != 2 || after.ActiveRevision == nil || *after.ActiveRevision != 1 {
