@@ -63,7 +63,15 @@ func TestErrorLimitClosesTheSession(t *testing.T) {
 			if n := len(replies); n > relay.DefaultMaxErrors+1 {
 				t.Errorf("%d replies before the relay closed the connection, want at most %d", n, relay.DefaultMaxErrors+1)
 			}
-			if n := len(h.traces()); n != relay.DefaultMaxErrors+1 {
+			// The last trace is written as the session ends, which may be
+			// just after the client saw the connection close.
+			n := 0
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if n = len(h.traces()); n >= relay.DefaultMaxErrors+1 || time.Now().After(deadline) {
+					break
+				}
+			}
+			if n != relay.DefaultMaxErrors+1 {
 				t.Errorf("%d traces, want %d", n, relay.DefaultMaxErrors+1)
 			}
 			_ = replies
@@ -103,7 +111,13 @@ func TestErrorLimitClosesTheSession(t *testing.T) {
 			if n := len(replies); n > relay.DefaultMaxErrors+2 {
 				t.Errorf("%d replies, want at most MAIL's and %d RCPTs'", n, relay.DefaultMaxErrors+1)
 			}
-			last = h.lastTrace()
+			// The session traces its abandoned transaction as it ends, which
+			// may be just after the client saw the connection close.
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if last = h.lastTrace(); last.ClientIP == "127.0.0.22" || time.Now().After(deadline) {
+					break
+				}
+			}
 			if !strings.HasPrefix(last.Reply, "421 4.7.0") || last.Sender != "alice@fabrikam.test" {
 				t.Errorf("last trace %+v, want alice's with the 421", last)
 			}
@@ -127,7 +141,15 @@ func TestTraceEventsPerMessageBounded(t *testing.T) {
 	if len(replies) != 1002 {
 		t.Fatalf("%d replies, want 1002", len(replies))
 	}
-	uid := h.lastTrace().UID
+	// The abandoned transaction is traced as the session ends, which may
+	// be just after the client read the reply to QUIT.
+	var last traceRow
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if last = h.lastTrace(); last.ClientIP == "127.0.0.23" || time.Now().After(deadline) {
+			break
+		}
+	}
+	uid := last.UID
 	if n := h.countRows(`SELECT COUNT(*) FROM message_events e JOIN messages m ON m.id = e.message_id WHERE m.uid = ?`, uid); n > 110 {
 		t.Errorf("%d events for one message, want at most 110", n)
 	}
