@@ -107,6 +107,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, errors.New("open database: DATABASE_URL must start with postgres:// (or be empty for the embedded SQLite database)")
 	}
 	db, err := gorm.Open(dialector, cfg)
+	// Processes opening a new SQLite database at the same moment may find
+	// it locked while one of them switches it to WAL (SQLite answers
+	// SQLITE_BUSY there without waiting): try again, briefly.
+	for wait := 20 * time.Millisecond; err != nil && s.dialect == SQLite && sqliteBusy(err) && wait < 2*time.Second; wait *= 2 {
+		time.Sleep(wait)
+		db, err = gorm.Open(dialector, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", s.dialect, err)
 	}
@@ -157,11 +164,19 @@ func privateFiles(path string) error {
 	return nil
 }
 
-// sqliteDSN turns on WAL, foreign keys, a busy timeout and immediate write
+// sqliteBusy reports a database that is locked for a moment.
+func sqliteBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// sqliteDSN sets a busy timeout — first, so that switching a new database
+// to WAL waits for another process doing the same instead of failing with
+// SQLITE_BUSY — and turns on WAL, foreign keys and immediate write
 // transactions (so two writers queue instead of failing on upgrade). The
 // driver stops reading options after _time_format, so none is given.
 func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate"
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
 }
 
 // SQLiteWrites is the turn of the queue's writers on SQLite, which takes
