@@ -121,7 +121,7 @@ func (c *Console) confirmDeleteDomain(w http.ResponseWriter, r *http.Request) {
 	cp := web.ConfirmPage{
 		Page:    c.page(w, r, "Remove "+d.Domain, "domains"),
 		Heading: "Remove " + d.Domain + "?",
-		Message: fmt.Sprintf("After removal flowgate refuses mail for %s from the Internet (550 5.7.1, relay denied).", d.Domain),
+		Message: fmt.Sprintf("After removal flowgate refuses mail for %s from the Internet (550 5.7.64, relay access denied).", d.Domain),
 		Action:  fmt.Sprintf("/domains/%d/delete", d.ID), Button: "Remove domain", Cancel: "/domains",
 		Warnings: domainDependents(d.Domain, conns),
 	}

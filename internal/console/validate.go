@@ -59,7 +59,7 @@ func (c *Console) validateForm(w http.ResponseWriter, r *http.Request, conn *sto
 		p.RcptHint = "One address per line, in one of your accepted domains (or, for your own server, anywhere). Leave empty for postmaster of your first accepted domain."
 		p.DefaultSender = "an address in the partner's sender domain"
 	} else {
-		p.RcptHint = "One address per line; prefilled from the connector's test message recipients."
+		p.RcptHint = "One address per line; prefilled from the last run, or else the connector's test message recipients."
 	}
 	if r.URL.Query().Get("wizard") == "1" {
 		p.Steps = wizardStepsWithValidate(conn.Spec)
@@ -76,9 +76,19 @@ func (c *Console) validatePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The recipients of the connector's last run, as typed then; else
+	// the connector's validation_recipients.
 	rcpts := ""
 	if o, ok := conn.Spec.(*connector.OutboundSpec); ok {
 		rcpts = strings.Join(o.ValidationRecipients, "\n")
+	}
+	last, err := c.store.ListValidations(r.Context(), conn.ID, 1)
+	if err != nil {
+		c.storeError(w, r, err)
+		return
+	}
+	if len(last) == 1 && len(last[0].Recipients) > 0 {
+		rcpts = strings.Join(last[0].Recipients, "\n")
 	}
 	c.validateForm(w, r, conn, rcpts, "", nil, "", http.StatusOK)
 }
