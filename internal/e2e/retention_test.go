@@ -71,8 +71,13 @@ func TestTraceRetentionPrunesAtStart(t *testing.T) {
 					t.Errorf("%s: %d rows left (%v), want 2", table, n, err)
 				}
 			}
-			if !strings.Contains(p.log(), "trace retention: deleted finished messages") {
-				t.Errorf("no log line for the pruning:\n%s", p.log())
+			// The log line follows the deletion (and the pruning of orphan
+			// message pieces after it).
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.log(), "trace retention: deleted finished messages"); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Errorf("no log line for the pruning:\n%s", p.log())
+					break
+				}
 			}
 		})
 	}

@@ -323,7 +323,7 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 	r.pass("attribution", began, sd.Attribution.Reason)
 	r.pass("MAIL FROM "+f.sender, began, "flowgate accepted the sender: "+reply(c.speaker, msg))
 
-	okRcpts := 0
+	okRcpts, undeliverable := 0, 0
 	for _, a := range rcpts {
 		began = time.Now()
 		c.expect("to answer RCPT TO", "no answer to RCPT TO")
@@ -336,8 +336,8 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 			r.fail("RCPT TO "+a, began, detail)
 			continue
 		}
-		okRcpts++
 		detail := "flowgate accepted the recipient: " + reply(c.speaker, msg)
+		deferred := false
 		for _, e := range ps.snapshot() {
 			if e.Recipient != nil && strings.EqualFold(e.Recipient.Address, a) {
 				rt := e.Recipient.Route
@@ -347,11 +347,25 @@ func (in *Inbound) positive(ctx context.Context, r *run, ix *routing.Index, f pr
 				case routing.ViaMX:
 					detail = fmt.Sprintf("%s; delivered by MX (%s)", e.Recipient.Reason, rt.Reason)
 				default:
-					detail = fmt.Sprintf("%s; note: %s — it would wait in the queue until an outbound connector carries it", e.Recipient.Reason, rt.Reason)
+					deferred = true
+					detail = fmt.Sprintf("flowgate accepts %s but could not deliver it: %s — add an outbound connector that routes it (for your own server, one for all accepted domains), then validate again", a, rt.Reason)
 				}
 			}
 		}
+		if deferred {
+			undeliverable++
+			r.fail("RCPT TO "+a, began, detail)
+			continue
+		}
+		okRcpts++
 		r.pass("RCPT TO "+a, began, detail)
+	}
+	if undeliverable > 0 {
+		// The test message would wait in the queue and arrive by surprise
+		// once a route exists: it is not sent at all.
+		r.fail("test message", time.Now(), fmt.Sprintf("not sent: %d of its recipients could not be delivered, and a test message must not wait in the queue to arrive later", undeliverable))
+		c.quit()
+		return
 	}
 	if okRcpts == 0 {
 		c.quit()

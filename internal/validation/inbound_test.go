@@ -60,6 +60,10 @@ func newInboundEnv(t *testing.T, e testutil.Engine) *inboundEnv {
 	if _, err := st.CreateAcceptedDomain(ctx, testutil.TestActor, "contoso.com", connector.Authoritative); err != nil {
 		t.Fatal(err)
 	}
+	// Mail for contoso.com leaves through the organization's own server:
+	// a test message must be deliverable for a validation to pass.
+	testutil.ActivateConnector(t, st, &connector.OutboundSpec{Common: connector.Common{Name: "To our server", ConnectorType: connector.OnPremises},
+		AllAcceptedDomains: true, SmartHosts: []string{"mail.contoso.com"}})
 	return &inboundEnv{st: st, relay: rl, port: port, v: &validation.Inbound{Relay: rl, Port: port, Store: st, Hostname: "gw.flowgate.test", Timeout: 5 * time.Second}}
 }
 
@@ -327,3 +331,40 @@ func TestProbeCannotBeUsedFromOutside(t *testing.T) {
 }
 
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// Inbound validation fails when the test message could not be delivered:
+// an accepted domain with no outbound route would keep it in the queue,
+// to arrive by surprise once a route exists. It is not sent at all.
+func TestInboundValidationFailsWhenTheMessageCouldNotArrive(t *testing.T) {
+	e := newInboundEnv(t, testutil.Engines[0])
+	ctx := context.Background()
+	out, err := e.st.ListConnectors(ctx, connector.Outbound)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("outbound connectors %v %v", out, err)
+	}
+	if err := e.st.DeleteConnector(ctx, testutil.TestActor, connector.Outbound, out[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	_, v := e.validateNew(t, &connector.InboundSpec{Common: connector.Common{Name: "Contoso Bank", ConnectorType: connector.Partner},
+		SenderDomains: []string{"contosobank.com"}, RequireTLS: true})
+	if v.Status != store.ValidationFailed {
+		t.Fatalf("validation %s, want failed", v.Status)
+	}
+	var rcpt, msg string
+	for _, s := range v.Steps {
+		switch {
+		case strings.HasPrefix(s.Name, "RCPT TO") && s.Status == "failed":
+			rcpt = s.Detail
+		case s.Name == "test message" && s.Status == "failed":
+			msg = s.Detail
+		}
+	}
+	if !strings.Contains(rcpt, "could not deliver it") || !strings.Contains(msg, "not sent") {
+		t.Fatalf("steps %+v", v.Steps)
+	}
+	var queued int
+	e.st.DB().Raw(`SELECT COUNT(*) FROM messages WHERE status IN ('queued', 'deferred')`).Scan(&queued)
+	if queued != 0 {
+		t.Fatalf("%d test messages left in the queue", queued)
+	}
+}
