@@ -191,6 +191,16 @@ type WizardPage struct {
 	Review       []string // the review step's plain-word summary
 	ReviewErrors []ReviewError
 	SaveAllowed  bool
+	Newer        *NewerRevision // the save was refused: this revision was saved meanwhile
+}
+
+// NewerRevision is a revision someone saved after an edit started from an
+// older one.
+type NewerRevision struct {
+	Revision int       `json:"revision"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Href     string    `json:"href"` // the connector's page, at its revisions
 }
 
 // StepHref is the URL of a step.

@@ -31,7 +31,7 @@ func TestViewerReadsButCannotChange(t *testing.T) {
 	b.fill("#user-email", viewerEmail)
 	b.fill("#user-password", "short")
 	b.choose("role", "viewer")
-	b.wantStatus(b.click(`form[action="/users"] button[type=submit]`), 400, "add a user with a short password")
+	b.clickRefused(`form[action="/users"] button[type=submit]`, "add a user with a short password")
 	b.wantFieldError("password", "#user-password", "use at least 12 characters")
 	b.wantValue("#user-email", viewerEmail)
 	b.wantChecked(`form[action="/users"] input[name=role][value=viewer]`, true)

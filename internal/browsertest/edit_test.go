@@ -86,7 +86,7 @@ func TestPencilEditShowsRevisionsAndDiff(t *testing.T) {
 		// The direction of a saved connector cannot change.
 		b.choose("from", "partner")
 		b.choose("to", "flowgate")
-		b.wantStatus(b.click(nextButton), 400, "Next with the other direction")
+		b.clickRefused(nextButton, "Next with the other direction")
 		b.wantFieldError("scenario", ".scenario", "an existing connector's direction cannot change")
 		b.shot("edit-active-1-scenario-error")
 		b.choose("from", "flowgate")

@@ -285,6 +285,18 @@ func (b *tab) clickOK(sel, what string) {
 	}
 }
 
+// clickRefused clicks a form's button whose post must be refused: the post
+// redirects to the form's page, which shows what was wrong. The page the
+// tab ends on is never the post's own answer, so Back and reload work.
+func (b *tab) clickRefused(sel, what string) {
+	b.t.Helper()
+	st := b.click(sel)
+	redirects := js[int](b, `performance.getEntriesByType("navigation")[0].redirectCount`)
+	if st != 200 || redirects == 0 {
+		b.fatalf("%s: HTTP %d after %d redirects; want the post refused with a redirect to the form's page (200)", what, st, redirects)
+	}
+}
+
 func (b *tab) exists(sel string) bool {
 	b.t.Helper()
 	return js[bool](b, `document.querySelector(`+q(sel)+`) !== null`)
@@ -482,7 +494,7 @@ func (b *tab) wantFieldError(key, fieldSel, want string) {
 // atStep checks that the wizard shows step n, labelled label.
 func (b *tab) atStep(n int, label string) {
 	b.t.Helper()
-	b.wantPath(fmt.Sprintf(`/wizard/[0-9a-f]+/%d`, n))
+	b.wantPath(fmt.Sprintf(`/wizard/[0-9a-f]+/%d(\?check=1)?`, n))
 	if got := b.text(`ol.steps li[aria-current="step"]`); got != label {
 		b.fatalf("current step is %q, want %q", got, label)
 	}

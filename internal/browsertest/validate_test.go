@@ -78,7 +78,7 @@ func TestValidateAndActivate(t *testing.T) {
 		// with what was typed kept; nothing is run or sent.
 		b.fill("#recipients", "not an address")
 		b.fill("#sender", "admin@contoso.test")
-		b.wantStatus(b.click(runButton), 400, "Run validation with a bad recipient")
+		b.clickRefused(runButton, "Run validation with a bad recipient")
 		b.wantFieldError("recipients", "#recipients", `"not an address"`)
 		b.wantValue("#recipients", "not an address")
 		b.wantValue("#sender", "admin@contoso.test")

@@ -1,9 +1,13 @@
 package browsertest
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/store"
 )
 
 // startWizard opens the connectors list and presses "+ Add a connector".
@@ -41,18 +45,15 @@ func TestWizardFourScenarios(t *testing.T) {
 		b := main.in(t)
 		b.startWizard()
 		b.shot("partner-1-scenario")
-		b.wantStatus(b.click(nextButton), 400, "Next with no scenario chosen")
-		b.wantFieldError("from", `input[name=from]`, "choose where the mail comes from")
-		b.wantFieldError("to", `input[name=to]`, "choose where the mail goes")
-		b.shot("partner-1-scenario-error")
-		b.choose("from", "partner")
-		b.choose("to", "flowgate")
+		// The seeds' first scenario is preselected.
+		b.wantChecked(`input[name=from][value=partner]`, true)
+		b.wantChecked(`input[name=to][value=flowgate]`, true)
 		b.clickOK(nextButton, "Next on step 1")
 
 		b.atStep(2, "Name")
 		b.wantChecked(`input[name=enabled]`, true)
 		b.fill("#comment", "Bank statements from Contoso")
-		b.wantStatus(b.click(nextButton), 400, "Next with no name")
+		b.clickRefused(nextButton, "Next with no name")
 		b.wantFieldError("name", "#name", "enter a name")
 		b.wantValue("#comment", "Bank statements from Contoso")
 		b.shot("partner-2-name-error")
@@ -66,7 +67,10 @@ func TestWizardFourScenarios(t *testing.T) {
 		b.clickOK(nextButton, "Next on step 3")
 
 		b.atStep(4, "Security restrictions")
-		b.wantStatus(b.click(nextButton), 400, "Next with no restriction")
+		// TLS is required unless the admin says otherwise.
+		b.wantChecked(`input[name=require_tls]`, true)
+		b.tick("require_tls", false)
+		b.clickRefused(nextButton, "Next with no restriction")
 		b.wantFieldError("require_tls", `input[name=require_tls]`, "a partner connector needs at least one security restriction")
 		b.shot("partner-4-restrictions-error")
 		b.tick("require_tls", true)
@@ -120,7 +124,7 @@ func TestWizardFourScenarios(t *testing.T) {
 
 		b.atStep(3, "Identify the sender")
 		b.wantText("h2", "How to identify your email server")
-		b.wantStatus(b.click(nextButton), 400, "Next with neither certificate nor IP addresses")
+		b.clickRefused(nextButton, "Next with neither certificate nor IP addresses")
 		b.wantFieldError("sender_ip_addresses", "#sender_ips", "enter your email server's IP addresses")
 		b.shot("onprem-3-identify-error")
 		b.fill("#cert_name", "mail.contoso.com")
@@ -188,7 +192,7 @@ func TestWizardFourScenarios(t *testing.T) {
 		b.wantChecked(`input[name=tls_settings][value=opportunistic]`, true)
 		b.choose("tls_settings", "domain_validation")
 		b.fill("#validation_recipients", "postmaster@fabrikam.com")
-		b.wantStatus(b.click(nextButton), 400, "Next with domain validation and no domain")
+		b.clickRefused(nextButton, "Next with domain validation and no domain")
 		b.wantFieldError("tls_domain", "#tls_domain", "enter the domain the certificate must be issued to")
 		b.wantChecked(`input[name=tls_settings][value=domain_validation]`, true)
 		b.wantValue("#validation_recipients", "postmaster@fabrikam.com")
@@ -225,7 +229,7 @@ func TestWizardFourScenarios(t *testing.T) {
 		b.startWizard()
 		b.choose("from", "flowgate")
 		b.choose("to", "flowgate")
-		b.wantStatus(b.click(nextButton), 400, "Next with flowgate to flowgate")
+		b.clickRefused(nextButton, "Next with flowgate to flowgate")
 		b.wantFieldError("scenario", ".scenario", "mail from flowgate to flowgate needs no connector")
 		b.wantChecked(`input[name=from][value=flowgate]`, true)
 		b.shot("toorg-1-scenario-error")
@@ -243,7 +247,7 @@ func TestWizardFourScenarios(t *testing.T) {
 
 		b.atStep(4, "Routing")
 		b.choose("route_by", "mx")
-		b.wantStatus(b.click(nextButton), 400, "Next with MX routing for your own domains")
+		b.clickRefused(nextButton, "Next with MX routing for your own domains")
 		b.wantFieldError("use_mx_record", `input[name=route_by][value=mx]`, "point at flowgate itself")
 		b.wantChecked(`input[name=route_by][value=mx]`, true)
 		b.shot("toorg-4-routing-error")
@@ -275,32 +279,56 @@ func TestWizardFourScenarios(t *testing.T) {
 		pages["To Exchange"] = b.saveWizard("outbound", "To Exchange", "Saved To Exchange as revision 1.")
 	})
 
-	t.Run("duplicate name refused on save", func(t *testing.T) {
+	// Issue 18, item 5: a duplicate is found at the step that owns its
+	// field, not only at Save; one that appears after its step (another
+	// admin's save) stops the review, whose link opens the step with the
+	// error at the field.
+	t.Run("duplicates found at their step", func(t *testing.T) {
 		b := main.in(t)
 		b.startWizard()
-		b.choose("from", "partner")
-		b.choose("to", "flowgate")
 		b.clickOK(nextButton, "Next on step 1")
 		b.fill("#name", "contoso bank")
+		b.clickRefused(nextButton, "Next with the name of another connector")
+		b.atStep(2, "Name")
+		b.wantFieldError("name", "#name", `an inbound connector named "Contoso Bank" already exists`)
+		b.shot("duplicate-2-name-error")
+		b.fill("#name", "Second bank")
 		b.clickOK(nextButton, "Next on step 2")
+		b.fill("#sender_domains", "fabrikam.com\ncontosobank.com")
+		b.clickRefused(nextButton, "Next with another connector's sender domain")
+		b.atStep(3, "Identify the sender")
+		b.wantFieldError("sender_domains", "#sender_domains", `domain contosobank.com is already used by the inbound connector "Contoso Bank"`)
 		b.fill("#sender_domains", "fabrikam.com")
 		b.clickOK(nextButton, "Next on step 3")
-		b.tick("require_tls", true)
 		b.clickOK(nextButton, "Next on step 4")
-		b.wantStatus(b.click(saveButton), 409, "Save with the name of another connector")
+		b.atStep(6, "Review")
+		b.wantAbsent(`.formerror`, "nothing stops the save yet")
+
+		// Another admin saves a connector for fabrikam.com meanwhile.
+		if _, err := srv.st.CreateConnector(context.Background(), store.System("other"), &connector.InboundSpec{
+			Common: connector.Common{Name: "Fabrikam", ConnectorType: connector.Partner}, SenderDomains: []string{"fabrikam.com"}, RequireTLS: true,
+		}, true); err != nil {
+			t.Fatal(err)
+		}
+		b.clickRefused(saveButton, "Save with another connector's sender domain")
 		b.atStep(6, "Review")
 		b.wantText(`.formerror[role=alert]`, "Fix these before saving:")
-		b.wantText(`.formerror[role=alert]`, "already exists")
+		b.wantText(`.formerror[role=alert]`, `domain fabrikam.com is already used by the inbound connector "Fabrikam"`)
 		if !js[bool](b, `document.querySelector(`+q(saveButton)+`).disabled`) {
 			b.fatalf("Save is enabled although the review lists an error")
 		}
 		b.shot("duplicate-6-review-error")
-		// The error links to the step that shows the field.
-		b.clickOK(`.formerror a[href$="/2"]`, "Go to Name")
-		b.atStep(2, "Name")
-		b.wantValue("#name", "contoso bank")
+		// The error links to the step that owns the field, which shows it
+		// there.
+		b.clickOK(`.formerror a[href*="/3"]`, "Go to Identify the sender")
+		b.atStep(3, "Identify the sender")
+		b.wantFieldError("sender_domains", "#sender_domains", `domain fabrikam.com is already used by the inbound connector "Fabrikam"`)
+		b.wantValue("#sender_domains", "fabrikam.com")
 		b.clickOK(`a.btn[href="/connectors"]`, "Cancel")
 		b.wantPath(`/connectors`)
+		if err := srv.st.DeleteConnector(context.Background(), store.System("other"), connector.Inbound, mustConnectorID(t, srv.st, "Fabrikam")); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("list", func(t *testing.T) {
@@ -359,7 +387,7 @@ func TestWizardFourScenarios(t *testing.T) {
 		b.choose("from", "partner")
 		b.choose("to", "flowgate")
 		b.clickOK(nextButton, "Next on step 1")
-		b.wantStatus(b.click(nextButton), 400, "Next with no name")
+		b.clickRefused(nextButton, "Next with no name")
 		b.wantFieldError("name", "#name", "enter a name")
 		b.wantNoSideScroll()
 		b.shot("phone-wizard-2-name-error")
@@ -370,4 +398,20 @@ func TestWizardFourScenarios(t *testing.T) {
 		b.wantNoSideScroll()
 		b.shot("phone-wizard-4-restrictions")
 	})
+}
+
+// mustConnectorID is the id of the inbound connector named name.
+func mustConnectorID(t *testing.T, st *store.Store, name string) int64 {
+	t.Helper()
+	list, err := st.ListConnectors(context.Background(), connector.Inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if c.Name == name {
+			return c.ID
+		}
+	}
+	t.Fatalf("no inbound connector named %q", name)
+	return 0
 }

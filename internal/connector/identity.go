@@ -37,40 +37,60 @@ func IdentityOf(spec Spec) Identity {
 	return Identity{}
 }
 
+// Clash is a key two connectors share: the field it belongs to, and a
+// description of it.
+type Clash struct{ Field, What string }
+
 // Overlap finds the first key two identities of one direction share. It
 // returns the field the key belongs to and a description of it, or two empty
 // strings when they share nothing.
 func Overlap(a, b Identity) (field, what string) {
-	if a.Direction != b.Direction {
-		return "", ""
+	if c := Overlaps(a, b); len(c) > 0 {
+		return c[0].Field, c[0].What
 	}
+	return "", ""
+}
+
+// Overlaps finds the keys two identities of one direction share, the first
+// one of each field, in the order domains, IP addresses, certificate name,
+// all accepted domains.
+func Overlaps(a, b Identity) []Clash {
+	if a.Direction != b.Direction {
+		return nil
+	}
+	var out []Clash
 	domainField := "sender_domains"
 	if a.Direction == Outbound {
 		domainField = "recipient_domains"
 	}
+domains:
 	for _, x := range a.Domains {
 		for _, y := range b.Domains {
 			if x == y {
-				return domainField, fmt.Sprintf("domain %s", x)
+				out = append(out, Clash{domainField, fmt.Sprintf("domain %s", x)})
+				break domains
 			}
 		}
 	}
+ips:
 	for _, x := range a.IPs {
 		for _, y := range b.IPs {
 			if !x.Overlaps(y) {
 				continue
 			}
+			what := fmt.Sprintf("IP address %s (it overlaps %s)", x, y)
 			if x.String() == y.String() {
-				return "sender_ip_addresses", fmt.Sprintf("IP address %s", x)
+				what = fmt.Sprintf("IP address %s", x)
 			}
-			return "sender_ip_addresses", fmt.Sprintf("IP address %s (it overlaps %s)", x, y)
+			out = append(out, Clash{"sender_ip_addresses", what})
+			break ips
 		}
 	}
 	if a.CertificateName != nil && b.CertificateName != nil && *a.CertificateName == *b.CertificateName {
-		return "tls_sender_certificate_name", fmt.Sprintf("certificate name %s", a.CertificateName)
+		out = append(out, Clash{"tls_sender_certificate_name", fmt.Sprintf("certificate name %s", a.CertificateName)})
 	}
 	if a.AllAcceptedDomains && b.AllAcceptedDomains {
-		return "all_accepted_domains", "all accepted domains"
+		out = append(out, Clash{"all_accepted_domains", "all accepted domains"})
 	}
-	return "", ""
+	return out
 }

@@ -47,7 +47,12 @@ func (c *Console) domainsPage(w http.ResponseWriter, r *http.Request, v web.Doma
 }
 
 func (c *Console) listDomains(w http.ResponseWriter, r *http.Request) {
-	c.domainsPage(w, r, web.DomainsView{}, http.StatusOK)
+	v := web.DomainsView{}
+	if f := c.refused(w, r, "/domains"); f != nil {
+		v.FormDomain, v.FormType, v.Errors = f.value("domain"), f.value("domain_type"), f.Errors
+		v.FormExternalSenders = f.value("allow_external_senders") == "on"
+	}
+	c.domainsPage(w, r, v, http.StatusOK)
 }
 
 func (c *Console) createDomain(w http.ResponseWriter, r *http.Request) {
@@ -56,7 +61,8 @@ func (c *Console) createDomain(w http.ResponseWriter, r *http.Request) {
 	d, err := c.store.CreateAcceptedDomainWith(r.Context(), c.actor(r), domain, connector.DomainType(typ), store.AcceptedDomainOptions{AllowExternalSenders: external})
 	if err != nil {
 		if errs, ok := fieldErrors(err); ok {
-			c.domainsPage(w, r, web.DomainsView{DomainsPage: web.DomainsPage{FormDomain: domain, FormType: typ, Errors: errs}, FormExternalSenders: external}, http.StatusBadRequest)
+			c.refuse(w, r, "/domains", &refusedForm{Errors: errs, Values: map[string]string{
+				"domain": domain, "domain_type": typ, "allow_external_senders": r.PostFormValue("allow_external_senders")}})
 			return
 		}
 		c.serverError(w, r, err)
@@ -134,7 +140,7 @@ func (c *Console) deleteDomain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.store.DeleteAcceptedDomain(r.Context(), c.actor(r), d.ID); err != nil {
-		c.storeError(w, r, err)
+		c.failed(w, r, "/domains", err)
 		return
 	}
 	c.flash(w, r, "Removed "+d.Domain+".")
@@ -176,7 +182,16 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, p web.UsersP
 }
 
 func (c *Console) listUsers(w http.ResponseWriter, r *http.Request) {
-	c.usersPage(w, r, web.UsersPage{}, http.StatusOK)
+	p := web.UsersPage{}
+	if f := c.refused(w, r, "/users"); f != nil {
+		// The page has two forms; the refused one is named by its fields.
+		if _, user := f.Values["email"]; user {
+			p.UserEmail, p.UserRole, p.UserErrors = f.value("email"), f.value("role"), f.Errors
+		} else {
+			p.TokenName, p.TokenRole, p.TokenErrors = f.value("name"), f.value("role"), f.Errors
+		}
+	}
+	c.usersPage(w, r, p, http.StatusOK)
 }
 
 func (c *Console) createUser(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +199,7 @@ func (c *Console) createUser(w http.ResponseWriter, r *http.Request) {
 	u, err := c.store.CreateUser(r.Context(), c.actor(r), email, r.PostFormValue("password"), store.Role(role))
 	if err != nil {
 		if errs, ok := fieldErrors(err); ok {
-			c.usersPage(w, r, web.UsersPage{UserEmail: email, UserRole: role, UserErrors: errs}, http.StatusBadRequest)
+			c.refuse(w, r, "/users", &refusedForm{Errors: errs, Values: map[string]string{"email": email, "role": role}})
 			return
 		}
 		c.serverError(w, r, err)
@@ -201,7 +216,8 @@ func (c *Console) deleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if me := sessionFrom(r).user; me != nil && me.ID == id {
-		c.errorPage(w, r, http.StatusConflict, "You cannot remove your own account; ask another admin.")
+		c.flashWarning(w, r, "You cannot remove your own account; ask another admin.")
+		seeOther(w, r, "/users")
 		return
 	}
 	u, err := c.store.GetUser(r.Context(), id)
@@ -210,7 +226,7 @@ func (c *Console) deleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.store.DeleteUser(r.Context(), c.actor(r), id); err != nil {
-		c.storeError(w, r, err)
+		c.failed(w, r, "/users", err)
 		return
 	}
 	c.flash(w, r, "Removed "+u.Email+" and ended their sessions.")
@@ -222,14 +238,16 @@ func (c *Console) createToken(w http.ResponseWriter, r *http.Request) {
 	token, t, err := c.store.CreateToken(r.Context(), c.actor(r), name, store.Role(role))
 	if err != nil {
 		if errs, ok := fieldErrors(err); ok {
-			c.usersPage(w, r, web.UsersPage{TokenName: name, TokenRole: role, TokenErrors: errs}, http.StatusBadRequest)
+			c.refuse(w, r, "/users", &refusedForm{Errors: errs, Values: map[string]string{"name": name, "role": role}})
 			return
 		}
 		c.serverError(w, r, err)
 		return
 	}
-	// The token is rendered in this response only (no redirect, no copy in
-	// the session); the page is sent with Cache-Control: no-store.
+	// The one exception to redirecting after a post: the token is
+	// rendered in this response only, never kept in the session, so no
+	// copy of the secret rests anywhere; the page is sent with
+	// Cache-Control: no-store, and Back to it cannot show it again.
 	c.usersPage(w, r, web.UsersPage{NewToken: token, NewTokenFor: t.Name}, http.StatusOK)
 }
 

@@ -216,7 +216,7 @@ func (c *Console) enableConnector(on bool) http.HandlerFunc {
 			return
 		}
 		if _, err := c.store.SetConnectorEnabled(r.Context(), c.actor(r), conn.Direction, conn.ID, on); err != nil {
-			c.storeError(w, r, err)
+			c.failed(w, r, localPath(refererPath(r, "/connectors")), err)
 			return
 		}
 		if on {
@@ -273,7 +273,7 @@ func (c *Console) deleteConnector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.store.DeleteConnector(r.Context(), c.actor(r), conn.Direction, conn.ID); err != nil {
-		c.storeError(w, r, err)
+		c.failed(w, r, fmt.Sprintf("/connectors/%s/%d", conn.Direction, conn.ID), err)
 		return
 	}
 	c.flash(w, r, "Deleted "+conn.Name+".")

@@ -244,6 +244,52 @@ func (c *Console) setFlash(w http.ResponseWriter, r *http.Request, msg string, w
 	}
 }
 
+// refuse answers a post whose form has errors: it keeps what was typed
+// and the errors for the form's page, and sends the browser there. A post
+// is never answered with a page of its own, so Back and reload never offer
+// to send a form again.
+func (c *Console) refuse(w http.ResponseWriter, r *http.Request, page string, f *refusedForm) {
+	s := sessionFrom(r)
+	if s.data.Forms == nil {
+		s.data.Forms = map[string]*refusedForm{}
+	}
+	key, _, _ := strings.Cut(page, "?") // the page's path: its query is the same form's
+	s.data.Forms[key] = f
+	if err := c.sessions.save(r, w, s); err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	seeOther(w, r, page)
+}
+
+// refused returns, once, what the last refused post of the form on page
+// left for it (nil: nothing); the next view of the page is a fresh form.
+func (c *Console) refused(w http.ResponseWriter, r *http.Request, page string) *refusedForm {
+	s := sessionFrom(r)
+	f := s.data.Forms[page]
+	if f == nil {
+		return nil
+	}
+	delete(s.data.Forms, page)
+	if err := c.sessions.save(r, w, s); err != nil {
+		c.log.Warn("console: clear a refused form", "err", err)
+	}
+	return f
+}
+
+// failed answers a post whose action the store refused without field
+// errors (a conflict, such as removing the last admin) with a warning on
+// the page at back; other errors as storeError does.
+func (c *Console) failed(w http.ResponseWriter, r *http.Request, back string, err error) {
+	var conflict *store.ConflictError
+	if errors.As(err, &conflict) {
+		c.flashWarning(w, r, conflict.Message)
+		seeOther(w, r, back)
+		return
+	}
+	c.storeError(w, r, err)
+}
+
 // render answers with the page comp and status. The page is rendered into
 // a buffer before anything is written, so a template that fails answers a
 // plain 500 instead of half a page with the status of a whole one.

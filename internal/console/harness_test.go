@@ -51,6 +51,7 @@ type page struct {
 	Body     string
 	Location string
 	Header   http.Header
+	from     *browser // the browser that got it
 }
 
 func (b *browser) do(req *http.Request) page {
@@ -68,7 +69,7 @@ func (b *browser) do(req *http.Request) page {
 	if resp.StatusCode >= 500 {
 		b.t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, body)
 	}
-	return page{Status: resp.StatusCode, Body: string(body), Location: loc, Header: resp.Header}
+	return page{Status: resp.StatusCode, Body: string(body), Location: loc, Header: resp.Header, from: b}
 }
 
 func (b *browser) get(path string) page {
@@ -151,17 +152,27 @@ func (p page) fieldErrors() map[string]string {
 	return out
 }
 
-// wantFieldError checks a 400 page shows an error next to field that
-// contains want.
-func (p page) wantFieldError(t testing.TB, field, want string) {
+// wantFieldError checks that p shows an error next to field that contains
+// want: p is a refused post, which redirects to the form's page (followed
+// here, as a browser does), the form's page it led to, or a 400 page (a
+// GET with bad values). It
+// returns the page that shows the error.
+func (p page) wantFieldError(t testing.TB, field, want string) page {
 	t.Helper()
-	if p.Status != http.StatusBadRequest && p.Status != http.StatusConflict {
-		t.Fatalf("want 400 with an error next to %s, got %d: %s", field, p.Status, p.Body)
+	switch {
+	case p.Status == http.StatusSeeOther && p.from != nil:
+		p = p.from.follow(p)
+		if p.Status != http.StatusOK {
+			t.Fatalf("the refused form's page answered %d: %s", p.Status, p.Body)
+		}
+	case p.Status != http.StatusBadRequest && p.Status != http.StatusOK:
+		t.Fatalf("want a refused post (303 to the form) or a 400 with an error next to %s, got %d: %s", field, p.Status, p.Body)
 	}
 	got, ok := p.fieldErrors()[field]
 	if !ok || !strings.Contains(got, want) {
 		t.Fatalf("error next to %s = %q (present %v), want it to contain %q; all: %v", field, got, ok, want, p.fieldErrors())
 	}
+	return p
 }
 
 // createUser adds a user directly in the store.

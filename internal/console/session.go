@@ -115,6 +115,25 @@ type sessionData struct {
 	Flash  string            `json:"flash,omitempty"`
 	// FlashWarns: the flash reports a failure, shown as a warning.
 	FlashWarns bool `json:"flash_warns,omitempty"`
+	// Forms: what a form's last post was refused for, by the path of the
+	// page that shows the form (see Console.refuse).
+	Forms map[string]*refusedForm `json:"forms,omitempty"`
+}
+
+// refusedForm is a post refused with field errors: what was typed, and
+// the errors, for the form's page to show again.
+type refusedForm struct {
+	Values    map[string]string `json:"values,omitempty"`
+	Errors    map[string]string `json:"errors,omitempty"`
+	FormError string            `json:"form_error,omitempty"`
+}
+
+// value is what was typed into field name.
+func (f *refusedForm) value(name string) string {
+	if f == nil {
+		return ""
+	}
+	return f.Values[name]
 }
 
 func (d *dbSessions) load(r *http.Request) (*session, error) {

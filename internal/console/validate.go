@@ -45,7 +45,7 @@ func wizardStepsWithValidate(spec connector.Spec) []web.WizardStep {
 	return append(pageSteps(steps(f)), validateStep.page())
 }
 
-func (c *Console) validateForm(w http.ResponseWriter, r *http.Request, conn *store.Connector, rcpts, sender string, errs web.Errors, formErr string, status int) {
+func (c *Console) validateForm(w http.ResponseWriter, r *http.Request, conn *store.Connector, rcpts, sender string, errs web.Errors, formErr string) {
 	p := web.ValidatePage{
 		Page: c.page(w, r, "Validate "+conn.Name, "connectors"),
 		Row:  connectorRow(conn), Revision: conn.Revision, Inbound: conn.Direction == connector.Inbound,
@@ -64,7 +64,7 @@ func (c *Console) validateForm(w http.ResponseWriter, r *http.Request, conn *sto
 	if r.URL.Query().Get("wizard") == "1" {
 		p.Steps = wizardStepsWithValidate(conn.Spec)
 	}
-	c.render(w, r, status, web.Validate(p))
+	c.render(w, r, http.StatusOK, web.Validate(p))
 }
 
 func (c *Console) validatePage(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +90,11 @@ func (c *Console) validatePage(w http.ResponseWriter, r *http.Request) {
 	if len(last) == 1 && len(last[0].Recipients) > 0 {
 		rcpts = strings.Join(last[0].Recipients, "\n")
 	}
-	c.validateForm(w, r, conn, rcpts, "", nil, "", http.StatusOK)
+	if f := c.refused(w, r, r.URL.Path); f != nil {
+		c.validateForm(w, r, conn, f.value("recipients"), f.value("sender"), f.Errors, f.FormError)
+		return
+	}
+	c.validateForm(w, r, conn, rcpts, "", nil, "")
 }
 
 func (c *Console) runValidation(w http.ResponseWriter, r *http.Request) {
@@ -103,11 +107,26 @@ func (c *Console) runValidation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rcptText, sender := r.PostFormValue("recipients"), r.PostFormValue("sender")
+	refuse := func(errs web.Errors, formErr string) {
+		// Back to the form (with ?wizard=1 if it came from the wizard).
+		c.refuse(w, r, r.URL.RequestURI(), &refusedForm{Errors: errs, FormError: formErr, Values: map[string]string{"recipients": rcptText, "sender": sender}})
+	}
+	// The page names the revision it offered to validate; a revision saved
+	// since (in another tab, or by someone else) is not validated unseen.
+	if rev, err := strconv.Atoi(r.PostFormValue("revision")); err != nil || rev != conn.Revision {
+		msg := fmt.Sprintf("Nothing was validated: this page was for revision %s, and revision %d has been saved since", r.PostFormValue("revision"), conn.Revision)
+		if newer, err := c.newerRevision(r, conn); err == nil && newer.By != "" {
+			msg += fmt.Sprintf(" by %s at %s", newer.By, web.When(newer.At))
+		}
+		msg += fmt.Sprintf(". The page now shows revision %d: check what it changed on the connector's page, then run validation again to validate it.", conn.Revision)
+		refuse(nil, msg)
+		return
+	}
 	runID, _, err := c.validation.Start(r.Context(), c.actor(r), conn.Direction, conn.ID, validation.Request{Recipients: lines(rcptText), Sender: sender})
 	var fe connector.FieldErrors
 	switch {
 	case errors.As(err, &fe):
-		c.validateForm(w, r, conn, rcptText, sender, web.Errors(fe), "", http.StatusBadRequest)
+		refuse(web.Errors(fe), "")
 		return
 	case err != nil:
 		c.storeError(w, r, err)
@@ -200,17 +219,20 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	back := fmt.Sprintf("/connectors/%s/%d", conn.Direction, conn.ID)
 	rev, err := strconv.Atoi(r.PostFormValue("revision"))
 	if err != nil || rev < 1 || rev > conn.Revision {
-		c.errorPage(w, r, http.StatusBadRequest, "Choose a revision of this connector to activate.")
+		c.flashWarning(w, r, "Nothing was activated: choose a revision of this connector to activate.")
+		seeOther(w, r, back)
 		return
 	}
 	if _, err := c.store.Activate(r.Context(), c.actor(r), conn.Direction, conn.ID, rev); err != nil {
 		if errors.Is(err, store.ErrNotValidated) {
-			c.errorPage(w, r, http.StatusConflict, fmt.Sprintf("Revision %d of %s has not passed validation, so it cannot carry mail. Validate it first.", rev, conn.Name))
+			c.flashWarning(w, r, fmt.Sprintf("Nothing was activated: revision %d of %s has not passed validation, so it cannot carry mail. Validate it first.", rev, conn.Name))
+			seeOther(w, r, back)
 			return
 		}
-		c.storeError(w, r, err)
+		c.failed(w, r, back, err)
 		return
 	}
 	msg := fmt.Sprintf("Revision %d of %s is active: it carries mail from now on.", rev, conn.Name)
@@ -218,5 +240,5 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		msg += " The connector is turned off; turn it on to use it."
 	}
 	c.flash(w, r, msg)
-	seeOther(w, r, fmt.Sprintf("/connectors/%s/%d", conn.Direction, conn.ID))
+	seeOther(w, r, back)
 }

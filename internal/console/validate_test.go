@@ -81,18 +81,25 @@ func TestValidateAndActivateInTheConsole(t *testing.T) {
 		form.has(t, "Validate revision 1 of To Fabrikam", `aria-current="step">Validate<`, "postmaster@fabrikam.test", "Run validation")
 
 		// Bad input: an error next to the field, nothing run.
-		r = b.post(href+"/validate", "recipients", "not an address")
-		r.wantFieldError(t, "recipients", "not an address")
-		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test", "sender", "bad sender")
-		r.wantFieldError(t, "sender", "bad sender")
-
-		// Activate before validating: refused.
-		if r := b.post(href+"/activate", "revision", "1"); r.Status != http.StatusConflict {
-			t.Fatalf("activate before validate: %d", r.Status)
+		// (The refused post redirects to the form, with ?wizard=1 kept.)
+		r = b.post(href+"/validate?wizard=1", "recipients", "not an address", "revision", "1")
+		if r.Location != href+"/validate?wizard=1" {
+			t.Fatalf("refused run goes to %q", r.Location)
 		}
+		r.wantFieldError(t, "recipients", "not an address").has(t, `aria-current="step">Validate<`)
+		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test", "sender", "bad sender", "revision", "1")
+		r.wantFieldError(t, "sender", "bad sender").has(t, `value="bad sender"`)
+
+		// Activate before validating: refused, with a warning on the
+		// connector's page.
+		r = b.post(href+"/activate", "revision", "1")
+		if r.Status != http.StatusSeeOther || r.Location != href {
+			t.Fatalf("activate before validate: %d %q", r.Status, r.Location)
+		}
+		b.follow(r).has(t, "Nothing was activated: revision 1 of To Fabrikam has not passed validation")
 
 		// A passing run: the report with steps and transcript, and Activate.
-		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test\nsales@fabrikam.test", "sender", "admin@contoso.com")
+		r = b.post(href+"/validate", "recipients", "postmaster@fabrikam.test\nsales@fabrikam.test", "sender", "admin@contoso.com", "revision", "1")
 		r = waitForReport(t, b, r)
 		report := b.follow(r)
 		report.has(t, "Revision 1 passed validation.", "Validation of revision 1:", "passed", "RCPT TO sales@fabrikam.test", "C: MAIL FROM:<admin@contoso.com>", "Activate revision 1", "Transcript")
@@ -137,7 +144,17 @@ func TestValidateAndActivateInTheConsole(t *testing.T) {
 		w.next("5", "6", "tls_settings", "opportunistic", "validation_recipients", "postmaster@fabrikam.test")
 		r = b.post(w.base+"/6", "nav", "save")
 		b.follow(r).has(t, "Validate revision 2 of To Fabrikam", "The active revision keeps carrying mail until revision 2 is validated and activated.")
-		r = waitForReport(t, b, b.post(href+"/validate", "recipients", "postmaster@fabrikam.test"))
+		// A Validate page still showing revision 1 (another tab) validates
+		// nothing: it says revision 2 was saved, by whom, and shows it.
+		stale := b.post(href+"/validate", "recipients", "postmaster@fabrikam.test", "revision", "1")
+		if stale.Status != http.StatusSeeOther || stale.Location != href+"/validate" {
+			t.Fatalf("stale validate: %d %q", stale.Status, stale.Location)
+		}
+		b.follow(stale).has(t, "Nothing was validated: this page was for revision 1, and revision 2 has been saved since by admin@contoso.com", "Validate revision 2 of To Fabrikam")
+		if runs, err := st.ListValidations(ctx, onlyConnector(t, st, connector.Outbound).ID, 10); err != nil || len(runs) != 1 {
+			t.Fatalf("the stale page started a run: %d runs, %v", len(runs), err)
+		}
+		r = waitForReport(t, b, b.post(href+"/validate", "recipients", "postmaster@fabrikam.test", "revision", "2"))
 		failed := b.follow(r)
 		failed.has(t, "Revision 2 failed validation", "connection refused on "+dead, "✗ failed")
 		failed.lacks(t, "Activate revision 2")
@@ -148,8 +165,10 @@ func TestValidateAndActivateInTheConsole(t *testing.T) {
 		if !strings.Contains(list.Body, `href="`+r.Location+`"`) {
 			t.Fatalf("the list does not link the failed report %s:\n%s", r.Location, list.Body)
 		}
-		if r := b.post(href+"/activate", "revision", "2"); r.Status != http.StatusConflict {
+		if r := b.post(href+"/activate", "revision", "2"); r.Status != http.StatusSeeOther {
 			t.Fatalf("activating the failed revision: %d", r.Status)
+		} else {
+			b.follow(r).has(t, "Nothing was activated: revision 2")
 		}
 		c := onlyConnector(t, st, connector.Outbound)
 		if c.ActiveRevision == nil || *c.ActiveRevision != 1 || c.Status() != store.StatusFailed {
@@ -218,7 +237,7 @@ func TestValidationStepsShowWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := b.post("/connectors/outbound/"+itoa(c.ID)+"/validate", "recipients", "postmaster@fabrikam.test")
+	started := b.post("/connectors/outbound/"+itoa(c.ID)+"/validate", "recipients", "postmaster@fabrikam.test", "revision", "1")
 	if !runningRE.MatchString(started.Location) {
 		t.Fatalf("run: %d %q", started.Status, started.Location)
 	}
@@ -276,7 +295,7 @@ func TestValidationRunningSaysWhatItWaitsFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := b.post("/connectors/outbound/"+itoa(c.ID)+"/validate", "recipients", "postmaster@fabrikam.test")
+	started := b.post("/connectors/outbound/"+itoa(c.ID)+"/validate", "recipients", "postmaster@fabrikam.test", "revision", "1")
 	if !runningRE.MatchString(started.Location) {
 		t.Fatalf("run: %d %q", started.Status, started.Location)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,19 @@ type draft struct {
 	EditActive   bool           `json:"edit_active,omitempty"`
 	Reached      int            `json:"reached"` // the number of the furthest step reached
 	Updated      time.Time      `json:"updated"`
+
+	// What the last post of step ErrorStep found wrong, shown when that
+	// step is opened: a post with errors redirects to its step's page, so
+	// Back and reload never resend a form. The next post clears them.
+	ErrorStep int                `json:"error_step,omitempty"`
+	Errors    web.Errors         `json:"errors,omitempty"`
+	FormError string             `json:"form_error,omitempty"`
+	Newer     *web.NewerRevision `json:"newer,omitempty"` // a save refused: someone saved this revision meanwhile
+}
+
+// setErrors keeps what step's post found wrong for its page.
+func (d *draft) setErrors(step int, errs web.Errors, formErr string, newer *web.NewerRevision) {
+	d.ErrorStep, d.Errors, d.FormError, d.Newer = step, errs, formErr, newer
 }
 
 func (d *draft) editing() bool { return d.ConnectorID != 0 }
@@ -65,7 +79,13 @@ func (c *Console) addDraft(w http.ResponseWriter, r *http.Request, d *draft) (st
 }
 
 func (c *Console) newWizard(w http.ResponseWriter, r *http.Request) {
-	d := &draft{Reached: scenarioStep.number, Form: web.WizardForm{Enabled: true, IdentifyBy: "domain", Use: "domains", TLSSettings: string(connector.TLSOpportunistic)}}
+	// Every step starts with a choice made: the seeds' first scenario, a
+	// partner sending to us, and the defaults of applyDefaults.
+	d := &draft{Reached: scenarioStep.number, Form: web.WizardForm{
+		From: "partner", To: "flowgate",
+		Enabled: true, IdentifyBy: "domain", Use: "domains", TLSSettings: string(connector.TLSOpportunistic),
+	}}
+	applyDefaults(d)
 	id, err := c.addDraft(w, r, d)
 	if err != nil {
 		c.serverError(w, r, err)
@@ -122,12 +142,58 @@ func (c *Console) wizardGet(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, r, stepHref(id, d.Reached))
 		return
 	}
-	c.renderStep(w, r, http.StatusOK, id, d, step, nil, "")
+	var errs web.Errors
+	switch {
+	case d.ErrorStep == step.number:
+		// What this step's last post found wrong.
+		errs = d.Errors
+	case r.URL.Query().Get("check") == "1":
+		// Opened from the review's list of what stops the save: show
+		// the errors at their fields.
+		errs = c.stepErrors(r, d, step)
+	}
+	c.renderStep(w, r, id, d, step, errs)
 }
 
-// renderStep shows step of draft id, with errs next to their fields and
-// formErr above them.
-func (c *Console) renderStep(w http.ResponseWriter, r *http.Request, status int, id string, d *draft, step wizardStep, errs web.Errors, formErr string) {
+// stepErrors checks the step's fields (fieldErrors), and, when they are
+// valid, whether what they say is already another connector's: a name in
+// use, or a domain, address or certificate name another connector of the
+// direction has.
+func (c *Console) stepErrors(r *http.Request, d *draft, step wizardStep) web.Errors {
+	errs := step.fieldErrors(d)
+	if len(errs) > 0 || step.fields == nil {
+		return errs
+	}
+	for field, msg := range c.conflicts(r, d) {
+		if slices.Contains(step.shownFields(d.Form), field) {
+			errs[field] = msg
+		}
+	}
+	return errs
+}
+
+// conflicts returns the draft's conflicts with other connectors, by
+// field. The save checks again under a lock; this check is the early
+// word, so a store error here is logged and the save left to refuse.
+func (c *Console) conflicts(r *http.Request, d *draft) map[string]string {
+	spec := specFromForm(d.Form)
+	spec.Normalize()
+	list, err := c.store.Conflicts(r.Context(), spec, d.ConnectorID)
+	if err != nil {
+		c.log.Warn("console: check the draft for conflicts", "err", err)
+		return nil
+	}
+	out := map[string]string{}
+	for _, conflict := range list {
+		out[conflict.Field] = conflict.Message
+	}
+	return inWords(out)
+}
+
+// renderStep shows step of draft id, with errs next to their fields and,
+// when the step's last post left them, the draft's form error and the
+// newer revision that refused its save.
+func (c *Console) renderStep(w http.ResponseWriter, r *http.Request, id string, d *draft, step wizardStep, errs web.Errors) {
 	title := "Add a connector"
 	if d.editing() {
 		title = "Edit " + d.EditName
@@ -136,15 +202,22 @@ func (c *Console) renderStep(w http.ResponseWriter, r *http.Request, status int,
 		Page: c.page(w, r, title, "connectors"),
 		ID:   id, Step: step.number, Steps: pageSteps(steps(d.Form)), Reached: d.Reached,
 		EditName: d.EditName, EditRev: d.BaseRevision, EditActive: d.EditActive,
-		Form: d.Form, Errors: errs, FormError: formErr,
+		Form: d.Form, Errors: errs,
+	}
+	if d.ErrorStep == step.number {
+		pg.FormError, pg.Newer = d.FormError, d.Newer
 	}
 	if step.number == reviewStep.number {
-		fillReview(&pg)
+		var conflicts map[string]string
+		if errs == nil {
+			conflicts = c.conflicts(r, d)
+		}
+		fillReview(&pg, conflicts)
 	}
 	if pg.Errors == nil {
 		pg.Errors = web.Errors{}
 	}
-	c.render(w, r, status, web.Wizard(pg))
+	c.render(w, r, http.StatusOK, web.Wizard(pg))
 }
 
 // wizardPost reads a step's fields into the draft, then goes Back, saves
@@ -160,6 +233,7 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 	}
 	nav := r.PostForm.Get("nav")
 	before := d.Form
+	d.setErrors(0, nil, "", nil)
 	if step.read != nil {
 		step.read(&d.Form, r.PostForm)
 	}
@@ -167,6 +241,7 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 		// Another direction has other steps: walk them again.
 		d.Reached = scenarioStep.number
 	}
+	applyDefaults(d)
 	d.Updated = time.Now().UTC()
 	save := func() bool {
 		if err := c.sessions.save(r, w, sessionFrom(r)); err != nil {
@@ -182,24 +257,29 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 			seeOther(w, r, stepHref(id, neighbour(steps(d.Form), step.number, -1)))
 		}
 		return
-	case "save":
+	case "save", "overwrite":
 		if step.number != reviewStep.number {
 			break
 		}
-		if !save() {
-			return
+		if nav == "overwrite" {
+			// Save over the revision someone saved meanwhile, which the
+			// page named (not whatever is newest by now).
+			if rev, err := strconv.Atoi(r.PostForm.Get("over")); err == nil && rev > d.BaseRevision {
+				d.BaseRevision = rev
+			}
 		}
 		c.saveWizard(w, r, id, d)
 		return
 	}
-	errs := step.fieldErrors(d)
+	errs := c.stepErrors(r, d, step)
 	if len(errs) > 0 && step.number == scenarioStep.number && d.editing() {
 		// A refused direction change must not change the steps shown.
 		d.Form.From, d.Form.To = before.From, before.To
 	}
 	if len(errs) > 0 {
+		d.setErrors(step.number, errs, "", nil)
 		if save() {
-			c.renderStep(w, r, http.StatusBadRequest, id, d, step, errs, "")
+			seeOther(w, r, stepHref(id, step.number))
 		}
 		return
 	}
@@ -215,6 +295,16 @@ func (c *Console) wizardPost(w http.ResponseWriter, r *http.Request) {
 // saveWizard creates the connector, or its next revision, through the same
 // store methods the API uses.
 func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, d *draft) {
+	// refused keeps why the save was refused for the review page, and
+	// sends the browser there.
+	refused := func(errs web.Errors, formErr string, newer *web.NewerRevision) {
+		d.setErrors(reviewStep.number, errs, formErr, newer)
+		if err := c.sessions.save(r, w, sessionFrom(r)); err != nil {
+			c.serverError(w, r, err)
+			return
+		}
+		seeOther(w, r, stepHref(id, reviewStep.number))
+	}
 	spec := specFromForm(d.Form)
 	var (
 		conn *store.Connector
@@ -227,8 +317,12 @@ func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, 
 			return
 		}
 		if cur.Revision != d.BaseRevision {
-			c.renderStep(w, r, http.StatusConflict, id, d, reviewStep, nil,
-				fmt.Sprintf("Someone saved revision %d of this connector after you started editing revision %d. Open the connector again to edit its newest settings.", cur.Revision, d.BaseRevision))
+			newer, err := c.newerRevision(r, cur)
+			if err != nil {
+				c.storeError(w, r, err)
+				return
+			}
+			refused(nil, "", newer)
 			return
 		}
 		enabled := d.Form.Enabled
@@ -240,10 +334,13 @@ func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, 
 	var conflict *store.ConflictError
 	switch {
 	case errors.As(err, &fe):
-		c.renderStep(w, r, http.StatusBadRequest, id, d, reviewStep, web.Errors(fe), "")
+		refused(web.Errors(fe), "", nil)
 		return
 	case errors.As(err, &conflict):
-		c.renderStep(w, r, http.StatusConflict, id, d, reviewStep, web.Errors{conflict.Field: conflict.Message}, "")
+		refused(web.Errors{conflict.Field: conflict.Message}, "", nil)
+		return
+	case errors.Is(err, store.ErrNotFound) && d.editing():
+		refused(nil, "This connector was deleted after you started editing it, so there is nothing to save a revision of. Your answers are still here: to keep them, add a new connector with the same settings.", nil)
 		return
 	case err != nil:
 		c.storeError(w, r, err)
@@ -266,4 +363,20 @@ func (c *Console) saveWizard(w http.ResponseWriter, r *http.Request, id string, 
 		return
 	}
 	seeOther(w, r, fmt.Sprintf("/connectors/%s/%d", conn.Direction, conn.ID))
+}
+
+// newerRevision describes the newest revision of conn, which someone
+// saved after the draft's edit started: who, when, and where to see it.
+func (c *Console) newerRevision(r *http.Request, conn *store.Connector) (*web.NewerRevision, error) {
+	revs, err := c.store.ListRevisions(r.Context(), conn.Direction, conn.ID)
+	if err != nil {
+		return nil, err
+	}
+	n := &web.NewerRevision{Revision: conn.Revision, Href: fmt.Sprintf("/connectors/%s/%d#revisions", conn.Direction, conn.ID)}
+	for _, rev := range revs {
+		if rev.Revision == conn.Revision {
+			n.By, n.At = who(rev.CreatedBy), rev.CreatedAt
+		}
+	}
+	return n, nil
 }

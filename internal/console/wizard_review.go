@@ -11,17 +11,26 @@ import (
 // and every error that stops the save, each linked to the step that shows
 // its field. Without errors of a failed save on the page, the errors are
 // the connector model's.
-func fillReview(pg *web.WizardPage) {
+//
+// conflicts are the draft's conflicts with other connectors, by field,
+// for a review without a failed save's errors: they stop the save as
+// well, and each links to the step that owns its field.
+func fillReview(pg *web.WizardPage, conflicts map[string]string) {
 	spec := specFromForm(pg.Form)
 	modelErrs := spec.Normalize() // also normalizes spec, as the review shows it
 	errs := pg.Errors
 	if errs == nil {
 		errs = web.Errors(modelErrs)
+		for field, msg := range conflicts {
+			if !errs.Has(field) {
+				errs[field] = msg
+			}
+		}
 	}
 	errs = web.Errors(inWords(errs))
 	pg.Review = describe(spec, pg.Form.Enabled, 0, nil)
 	pg.ReviewErrors = reviewErrors(pg.Form, errs)
-	pg.SaveAllowed = len(errs) == 0 && pg.FormError == ""
+	pg.SaveAllowed = len(errs) == 0 && pg.FormError == "" && pg.Newer == nil
 	pg.Errors = errs
 }
 

@@ -3,6 +3,7 @@ package console
 import (
 	"maps"
 	"net/url"
+	"strings"
 
 	"github.com/a-h/templ"
 
@@ -124,6 +125,13 @@ var identifyStep = wizardStep{
 			return web.Errors{"sender_ip_addresses": "enter at least one IP address or range, like 203.0.113.0/24"}
 		case f.IdentifyBy != "domain" && f.IdentifyBy != "ip":
 			return web.Errors{"identify_by": "choose how to identify the partner"}
+		case f.IdentifyBy == "ip" && len(lines(f.SenderDomains)) > 0:
+			return web.Errors{"sender_domains": unchosen("The sender's email address domain")}
+		case f.IdentifyBy == "domain" && !f.RestrictIPs && len(lines(f.SenderIPs)) > 0:
+			// With a domain, the addresses are the IP restriction of the
+			// next step; typed here without it, they would do nothing.
+			return web.Errors{"sender_ip_addresses": unchosen("The IP address of the sending server") +
+				" (to accept these domains only from these addresses, tick the IP restriction on the next step)"}
 		}
 		return nil
 	},
@@ -154,6 +162,20 @@ var restrictionsStep = wizardStep{
 			f.RestrictIPs, f.SenderIPs = ticked(form, "restrict_ips"), form.Get("sender_ips")
 		}
 	},
+	check: func(d *draft) web.Errors {
+		f := d.Form
+		errs := web.Errors{}
+		if !f.Partner() {
+			return nil // your email server's certificate name is on the identify step
+		}
+		if !f.RestrictCert && strings.TrimSpace(f.CertName) != "" {
+			errs["tls_sender_certificate_name"] = unchosen("And require that the subject name on the certificate the partner uses matches this name")
+		}
+		if f.IdentifyBy != "ip" && !f.RestrictIPs && len(lines(f.SenderIPs)) > 0 {
+			errs["sender_ip_addresses"] = unchosen("Reject email messages if they aren't sent from within these IP address ranges")
+		}
+		return errs
+	},
 	view: web.RestrictionsStep,
 }
 
@@ -175,6 +197,8 @@ var whenToUseStep = wizardStep{
 			return web.Errors{"use": "choose when to use the connector"}
 		case f.Use == "domains" && len(lines(f.RecipientDomains)) == 0:
 			return web.Errors{"recipient_domains": "enter at least one recipient domain, like fabrikam.com"}
+		case f.Use != "domains" && len(lines(f.RecipientDomains)) > 0:
+			return web.Errors{"recipient_domains": unchosen("Only when email messages are sent to these domains")}
 		}
 		return nil
 	},
@@ -188,10 +212,18 @@ var routingStep = wizardStep{
 	fields: func(web.WizardForm) []string { return []string{"route_by", "smart_hosts", "use_mx_record"} },
 	read: func(f *web.WizardForm, form url.Values) {
 		f.RouteBy, f.SmartHosts = form.Get("route_by"), form.Get("smart_hosts")
+		if f.RouteBy == "" && len(lines(f.SmartHosts)) > 0 {
+			// Smart hosts typed with no choice made: that is the choice.
+			f.RouteBy = "smarthosts"
+		}
 	},
 	check: func(d *draft) web.Errors {
-		if d.Form.RouteBy != "mx" && d.Form.RouteBy != "smarthosts" {
+		f := d.Form
+		switch {
+		case f.RouteBy != "mx" && f.RouteBy != "smarthosts":
 			return web.Errors{"route_by": "choose how to route the mail"}
+		case f.RouteBy == "mx" && len(lines(f.SmartHosts)) > 0:
+			return web.Errors{"smart_hosts": unchosen("Route email through these smart hosts")}
 		}
 		return nil
 	},
@@ -328,6 +360,33 @@ func (s wizardStep) fieldErrors(d *draft) web.Errors {
 		}
 	}
 	return errs
+}
+
+// unchosen is the error on a value typed under a choice that is not the
+// one made, which would otherwise be dropped without a word: choice is the
+// label of the choice that uses it.
+func unchosen(choice string) string {
+	return "this is used only with “" + choice + "”: choose that, or clear the box"
+}
+
+// applyDefaults preselects the choices of the steps the draft has not
+// reached yet, for its scenario: a partner's mail is routed by MX record
+// and must arrive over TLS (the reason to have a partner connector at
+// all, in the seeds' words); mail to your own servers goes through smart
+// hosts. Once a step has been reached, what it shows is the admin's.
+func applyDefaults(d *draft) {
+	f := &d.Form
+	if d.Reached >= routingStep.number { // restrictionsStep has the same number
+		return
+	}
+	if f.Inbound() {
+		f.RequireTLS = f.Partner()
+		return
+	}
+	f.RouteBy = "smarthosts"
+	if f.Partner() {
+		f.RouteBy = "mx"
+	}
 }
 
 // ticked reports whether the checkbox name was ticked.

@@ -38,10 +38,15 @@ func (w *wizard) next(step string, want string, kv ...string) {
 	}
 }
 
-// bad posts a step with Next and returns the page with its errors.
+// bad posts a step with Next, which must be refused: the post redirects
+// back to the step's page, which it returns, with the errors.
 func (w *wizard) bad(step string, kv ...string) page {
 	w.t.Helper()
-	return w.b.post(w.base+"/"+step, append(kv, "nav", "next")...)
+	r := w.b.post(w.base+"/"+step, append(kv, "nav", "next")...)
+	if r.Status != http.StatusSeeOther || r.Location != w.base+"/"+step {
+		w.t.Fatalf("step %s Next: %d %q, want it refused (303 back to the step)", step, r.Status, r.Location)
+	}
+	return w.b.follow(r)
 }
 
 // back posts a step with Back and expects to land on step want.
@@ -295,7 +300,11 @@ func TestWizardOutboundScenarios(t *testing.T) {
 	})
 }
 
-func TestWizardReviewShowsStoreConflicts(t *testing.T) {
+// Duplicates are found at the step that owns the field (issue 18, item
+// 5), and a duplicate that appears after the step (another admin's save)
+// is listed on the review, whose link opens the step with the error at
+// the field.
+func TestWizardFindsDuplicatesAtTheirStep(t *testing.T) {
 	st := testutil.OpenStore(t, testutil.Engines[0])
 	b := adminBrowser(t, st)
 	ctx := context.Background()
@@ -306,32 +315,31 @@ func TestWizardReviewShowsStoreConflicts(t *testing.T) {
 	}
 	w := startWizard(t, b, "/connectors/new")
 	w.next("1", "2", "from", "partner", "to", "flowgate")
-	w.next("2", "3", "name", "contoso bank")
+	w.bad("2", "name", "contoso bank").wantFieldError(t, "name", `an inbound connector named "Contoso Bank" already exists`)
+	w.next("2", "3", "name", "Second bank")
+	w.bad("3", "identify_by", "domain", "sender_domains", "fabrikam.com\ncontosobank.com").
+		wantFieldError(t, "sender_domains", `domain contosobank.com is already used by the inbound connector "Contoso Bank"`)
 	w.next("3", "4", "identify_by", "domain", "sender_domains", "fabrikam.com")
 	w.next("4", "6", "require_tls", "on")
-	r := w.b.post(w.base+"/6", "nav", "save")
-	if r.Status != http.StatusConflict {
-		t.Fatalf("duplicate name: %d", r.Status)
-	}
-	r.has(t, "Fix these before saving", "already exists", "Go to Name")
+	w.page("6").lacks(t, "Fix these before saving")
 
-	// A duplicate identity names the existing connector.
-	w.back("6", "4", "require_tls", "on")
-	w.back("4", "3", "require_tls", "on")
-	w.next("3", "4", "identify_by", "domain", "sender_domains", "contosobank.com")
-	w.back("4", "3", "require_tls", "on")
-	w.back("3", "2", "identify_by", "domain", "sender_domains", "contosobank.com")
-	w.next("2", "3", "name", "Second bank")
-	w.next("3", "4", "identify_by", "domain", "sender_domains", "contosobank.com")
-	w.next("4", "6", "require_tls", "on")
-	r = w.b.post(w.base+"/6", "nav", "save")
-	if r.Status != http.StatusConflict {
-		t.Fatalf("overlap: %d %s", r.Status, r.Body)
+	// Meanwhile someone adds a connector for fabrikam.com: the review
+	// says so, Save is refused, and the link opens step 3 with the error.
+	if _, err := st.CreateConnector(ctx, store.System("other"), &connector.InboundSpec{
+		Common: connector.Common{Name: "Fabrikam", ConnectorType: connector.Partner}, SenderDomains: []string{"fabrikam.com"}, RequireTLS: true,
+	}, true); err != nil {
+		t.Fatal(err)
 	}
-	r.has(t, "Contoso Bank")
-	list, _ := st.ListConnectors(ctx, connector.Inbound)
-	if len(list) != 1 {
-		t.Fatalf("conflicting saves stored %d connectors", len(list))
+	review := w.page("6")
+	review.has(t, "Fix these before saving", `domain fabrikam.com is already used by the inbound connector "Fabrikam"`, "Go to Identify the sender", `<button type="submit" name="nav" value="save" class="primary" disabled>`)
+	r := w.b.post(w.base+"/6", "nav", "save")
+	if r.Status != http.StatusSeeOther || r.Location != w.base+"/6" {
+		t.Fatalf("save of a duplicate: %d %q", r.Status, r.Location)
+	}
+	w.b.follow(r).has(t, "Fix these before saving", `"Fabrikam"`)
+	w.page("3?check=1").wantFieldError(t, "sender_domains", `domain fabrikam.com is already used by the inbound connector "Fabrikam"`)
+	if list, _ := st.ListConnectors(ctx, connector.Inbound); len(list) != 2 {
+		t.Fatalf("conflicting saves stored connectors: %d", len(list))
 	}
 }
 
@@ -393,10 +401,24 @@ func TestPencilEditCreatesRevisionAndDiff(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := b.post(w2.base+"/6", "nav", "save")
-		if r.Status != http.StatusConflict {
-			t.Fatalf("stale edit: %d", r.Status)
+		if r.Status != http.StatusSeeOther || r.Location != w2.base+"/6" {
+			t.Fatalf("stale edit: %d %q", r.Status, r.Location)
 		}
-		r.has(t, "Someone saved revision 3")
+		// The review says who saved, keeps the answers, links the newer
+		// revision, and offers to save over it.
+		review := b.follow(r)
+		review.has(t, "flowgate (other) saved revision 3 of this connector", "after you started editing revision 2", "See revision 3 and what changed",
+			`href="`+href+`#revisions"`, "Save my answers as revision 4", "mail2.fabrikam.com")
+		if c, _ := st.GetConnector(ctx, connector.Outbound, id); c.Revision != 3 {
+			t.Fatalf("the refused save stored revision %d", c.Revision)
+		}
+		r = b.post(w2.base+"/6", "nav", "overwrite", "over", "3")
+		if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, href) {
+			t.Fatalf("save over revision 3: %d %q", r.Status, r.Location)
+		}
+		if c, _ := st.GetConnector(ctx, connector.Outbound, id); c.Revision != 4 {
+			t.Fatalf("after saving over: revision %d", c.Revision)
+		}
 	})
 }
 
@@ -425,4 +447,59 @@ func TestWizardUnknownDraftAndStep(t *testing.T) {
 	if r := other.get(w.base + "/1"); r.Status != http.StatusNotFound {
 		t.Fatalf("another session's draft: %d", r.Status)
 	}
+}
+
+// Every step starts with a choice made, and a value typed under a choice
+// that is not the one made is called out, or taken as the choice when
+// none was made; never dropped (issue 18, item 2).
+func TestWizardDefaultsAndValuesUnderOtherChoices(t *testing.T) {
+	st := testutil.OpenStore(t, testutil.Engines[0])
+	b := adminBrowser(t, st)
+
+	// Outbound to a partner: the MX record is preselected.
+	w := startWizard(t, b, "/connectors/new")
+	w.page("1").has(t, `value="partner" checked`, `value="flowgate" checked`)
+	w.next("1", "2", "from", "flowgate", "to", "partner")
+	w.page("2").has(t, `name="enabled" value="on" checked`)
+	w.next("2", "3", "name", "To Fabrikam", "enabled", "on")
+	w.page("3").has(t, `name="use" value="domains" checked`)
+	w.bad("3", "use", "rule", "recipient_domains", "fabrikam.com").
+		wantFieldError(t, "recipient_domains", "used only with “Only when email messages are sent to these domains”")
+	w.next("3", "4", "use", "domains", "recipient_domains", "fabrikam.com")
+	w.page("4").has(t, `name="route_by" value="mx" checked`)
+	// A smart host typed while the MX record stays chosen: called out.
+	w.bad("4", "route_by", "mx", "smart_hosts", "mail.fabrikam.com").
+		wantFieldError(t, "smart_hosts", "used only with “Route email through these smart hosts”").
+		has(t, "mail.fabrikam.com")
+	// Typed with no choice at all: it is the choice.
+	w.next("4", "5", "smart_hosts", "mail.fabrikam.com")
+	w.page("5").has(t, `name="tls_settings" value="opportunistic" checked`)
+	w.next("5", "6", "tls_settings", "opportunistic")
+	w.page("6").has(t, "mail.fabrikam.com")
+
+	// To your own server: smart hosts are preselected.
+	w = startWizard(t, b, "/connectors/new")
+	w.next("1", "2", "from", "flowgate", "to", "org")
+	w.next("2", "3", "name", "To our server")
+	w.next("3", "4", "use", "accepted")
+	w.page("4").has(t, `name="route_by" value="smarthosts" checked`)
+
+	// A partner sending to us: TLS is required unless unticked; an IP
+	// range or a certificate name typed under an unticked restriction is
+	// called out.
+	w = startWizard(t, b, "/connectors/new")
+	w.next("1", "2", "from", "partner", "to", "flowgate")
+	w.next("2", "3", "name", "Contoso Bank")
+	w.page("3").has(t, `name="identify_by" value="domain" checked`)
+	w.bad("3", "identify_by", "domain", "sender_domains", "contosobank.com", "sender_ips", "203.0.113.0/24").
+		wantFieldError(t, "sender_ip_addresses", "used only with “The IP address of the sending server”")
+	w.bad("3", "identify_by", "ip", "sender_domains", "contosobank.com", "sender_ips", "203.0.113.0/24").
+		wantFieldError(t, "sender_domains", "used only with “The sender's email address domain”")
+	w.next("3", "4", "identify_by", "domain", "sender_domains", "contosobank.com")
+	w.page("4").has(t, `name="require_tls" value="on" checked`)
+	p := w.bad("4", "require_tls", "on", "sender_ips", "203.0.113.0/24", "cert_name", "mail.contosobank.com")
+	p.wantFieldError(t, "sender_ip_addresses", "used only with “Reject email messages if they aren't sent from within these IP address ranges”")
+	p.wantFieldError(t, "tls_sender_certificate_name", "used only with “And require that the subject name")
+	w.next("4", "6", "require_tls", "on", "restrict_ips", "on", "sender_ips", "203.0.113.0/24", "restrict_cert", "on", "cert_name", "mail.contosobank.com")
+	w.page("6").has(t, "203.0.113.0/24", "mail.contosobank.com")
 }

@@ -174,6 +174,20 @@ func (s *Store) checkName(tx *gorm.DB, dir connector.Direction, name string, exc
 // checkOverlap refuses a spec whose identity overlaps another connector of
 // the same direction, in its newest or its active revision.
 func (s *Store) checkOverlap(tx *gorm.DB, spec connector.Spec, exceptID int64) error {
+	clashes, err := s.overlaps(tx, spec, exceptID)
+	if err != nil {
+		return err
+	}
+	if len(clashes) > 0 {
+		return clashes[0]
+	}
+	return nil
+}
+
+// overlaps returns a conflict for each field of spec's identity that
+// overlaps another connector of the same direction, in its newest or its
+// active revision: the first such connector for each field.
+func (s *Store) overlaps(tx *gorm.DB, spec connector.Spec, exceptID int64) ([]*ConflictError, error) {
 	dir := spec.Direction()
 	var rows []struct {
 		ID   int64
@@ -186,20 +200,53 @@ func (s *Store) checkOverlap(tx *gorm.DB, spec connector.Spec, exceptID int64) e
 		WHERE c.direction = ? AND c.deleted_at IS NULL AND c.id <> ?
 		ORDER BY c.id, r.revision DESC`, dir, exceptID).Scan(&rows).Error
 	if err != nil {
-		return fmt.Errorf("check connector overlap: %w", err)
+		return nil, fmt.Errorf("check connector overlap: %w", err)
 	}
 	mine := connector.IdentityOf(spec)
+	var out []*ConflictError
+	seen := map[string]bool{}
 	for _, r := range rows {
 		other, err := decodeSpec(string(dir), r.Spec)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if field, what := connector.Overlap(mine, connector.IdentityOf(other)); field != "" {
-			return &ConflictError{Field: field, Message: fmt.Sprintf(
-				"%s is already used by the %s connector %q; duplicate connectors break delivery, so change that connector instead", what, dir, r.Name)}
+		for _, c := range connector.Overlaps(mine, connector.IdentityOf(other)) {
+			if seen[c.Field] {
+				continue
+			}
+			seen[c.Field] = true
+			out = append(out, &ConflictError{Field: c.Field, Message: fmt.Sprintf(
+				"%s is already used by the %s connector %q; duplicate connectors break delivery, so change that connector instead", c.What, dir, r.Name)})
 		}
 	}
-	return nil
+	return out, nil
+}
+
+// Conflicts returns what would stop spec from being saved as connector
+// exceptID (0: a new connector) because of other connectors: a name in
+// use, and a conflict for each field of its identity that overlaps
+// another connector. It changes nothing and takes no lock, so a save may
+// still be refused by a connector saved meanwhile; the wizard uses it to
+// point out a duplicate at the step that owns the field. spec must be
+// normalized; fields that are not valid yet are skipped.
+func (s *Store) Conflicts(ctx context.Context, spec connector.Spec, exceptID int64) ([]*ConflictError, error) {
+	db := s.db.WithContext(ctx)
+	var out []*ConflictError
+	if name := spec.Base().Name; name != "" {
+		err := s.checkName(db, spec.Direction(), name, exceptID)
+		var conflict *ConflictError
+		switch {
+		case errors.As(err, &conflict):
+			out = append(out, conflict)
+		case err != nil:
+			return nil, err
+		}
+	}
+	clashes, err := s.overlaps(db, spec, exceptID)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, clashes...), nil
 }
 
 // CreateConnector validates spec and stores it as revision 1 of a new
