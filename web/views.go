@@ -203,6 +203,15 @@ type NewerRevision struct {
 	Href     string    `json:"href"` // the connector's page, at its revisions
 }
 
+// NextRevision is the revision a save of the edit creates: the one after
+// the revision it started from, or after the newer one that refused it.
+func (w WizardPage) NextRevision() int {
+	if w.Newer != nil && w.Newer.Revision > w.EditRev {
+		return w.Newer.Revision + 1
+	}
+	return w.EditRev + 1
+}
+
 // StepHref is the URL of a step.
 func (w WizardPage) StepHref(n int) string { return fmt.Sprintf("/wizard/%s/%d", w.ID, n) }
 

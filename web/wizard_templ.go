@@ -584,9 +584,9 @@ func Wizard(w WizardPage) templ.Component {
 					}
 				} else {
 					var templ_7745c5c3_Var34 string
-					templ_7745c5c3_Var34, templ_7745c5c3_Err = templ.JoinStringErrs("Saving creates revision " + strconv.Itoa(w.EditRev+1) + ". No revision of this connector carries mail yet; it starts to once a revision is validated and activated.")
+					templ_7745c5c3_Var34, templ_7745c5c3_Err = templ.JoinStringErrs("Saving creates revision " + strconv.Itoa(w.NextRevision()) + ". No revision of this connector carries mail yet; it starts to once a revision is validated and activated.")
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/wizard.templ`, Line: 62, Col: 172}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/wizard.templ`, Line: 62, Col: 177}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var34))
 					if templ_7745c5c3_Err != nil {
