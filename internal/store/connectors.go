@@ -318,6 +318,11 @@ func (s *Store) UpdateConnector(ctx context.Context, actor Actor, id int64, spec
 		if err != nil {
 			return err
 		}
+		if enabled != nil && !*enabled {
+			if err := s.checkConnectorUnrouted(tx, dir, id); err != nil {
+				return err
+			}
+		}
 		if err := s.checkName(tx, dir, name, id); err != nil {
 			return err
 		}
@@ -375,11 +380,18 @@ func (s *Store) connectorRow(tx *gorm.DB, dir connector.Direction, id int64) (*c
 }
 
 // SetConnectorEnabled turns a connector on or off; it takes effect at once.
+// An outbound connector that an enabled enforce rule routes to cannot be
+// turned off: *ConflictError naming the rules (checkConnectorUnrouted).
 func (s *Store) SetConnectorEnabled(ctx context.Context, actor Actor, dir connector.Direction, id int64, enabled bool) (*Connector, error) {
 	err := s.configChange(ctx, func(tx *gorm.DB) error {
 		row, err := s.connectorRow(tx, dir, id)
 		if err != nil {
 			return err
+		}
+		if !enabled {
+			if err := s.checkConnectorUnrouted(tx, dir, id); err != nil {
+				return err
+			}
 		}
 		if err := tx.Model(row).Updates(map[string]any{"enabled": enabled, "updated_at": tx.NowFunc()}).Error; err != nil {
 			return fmt.Errorf("set connector enabled: %w", err)
@@ -398,11 +410,16 @@ func (s *Store) SetConnectorEnabled(ctx context.Context, actor Actor, dir connec
 }
 
 // DeleteConnector removes a connector; it stops carrying mail at once. Its
-// revisions stay in the database for the audit trail.
+// revisions stay in the database for the audit trail. An outbound
+// connector that an enabled enforce rule routes to cannot be deleted:
+// *ConflictError naming the rules (checkConnectorUnrouted).
 func (s *Store) DeleteConnector(ctx context.Context, actor Actor, dir connector.Direction, id int64) error {
 	return s.configChange(ctx, func(tx *gorm.DB) error {
 		row, err := s.connectorRow(tx, dir, id)
 		if err != nil {
+			return err
+		}
+		if err := s.checkConnectorUnrouted(tx, dir, id); err != nil {
 			return err
 		}
 		if err := tx.Delete(row).Error; err != nil {
