@@ -121,6 +121,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		DataDeadline:        cfg.SMTPDataDeadline,
 		SessionDeadline:     cfg.SMTPSessionDeadline,
 		QueueLifetime:       cfg.QueueLifetime,
+		TraceHeaders:        cfg.TraceHeaders,
 		Certificate:         cert,
 		ClientRoots:         clientRoots,
 	}, live, writer, log.With("component", "relay"))

@@ -33,6 +33,7 @@ type Config struct {
 	RetrySchedule  []time.Duration
 	QueueLifetime  time.Duration
 	TraceRetention time.Duration // finished messages are deleted this long after they were received
+	TraceHeaders   bool          // keep each message's header section with its trace, for rule previews
 	MaxMessageSize int64
 	AdminEmail     string
 	AdminPassword  string
@@ -160,6 +161,7 @@ func settings() []setting {
 		{"retry-schedule", "FLOWGATE_RETRY_SCHEDULE", scheduleText(DefaultRetrySchedule()), "comma list of retry delays; the last one repeats", nil},
 		{"queue-lifetime", "FLOWGATE_QUEUE_LIFETIME", durationText(DefaultQueueLifetime), "how long a message may stay queued before it bounces", nil},
 		{"trace-retention", "FLOWGATE_TRACE_RETENTION", "90d", "how long the trace of a delivered, bounced or rejected message is kept after it was received (e.g. 90d, 720h); at least the queue lifetime", nil},
+		{"trace-headers", "FLOWGATE_TRACE_HEADERS", "on", "on: keep each message's header section (at most 32 KiB) with its trace, for the trace's retention, so that a mail flow rule's preview can replay header conditions; off: keep none (previews then count header conditions as undecidable)", nil},
 		{"max-message-size", "FLOWGATE_MAX_MESSAGE_SIZE", strconv.Itoa(DefaultMaxMessageSize), "largest message accepted, in bytes", nil},
 		{"admin-email", "FLOWGATE_ADMIN_EMAIL", "", "create this admin on start when no user exists", nil},
 		{"admin-password", "FLOWGATE_ADMIN_PASSWORD", "", "password for -admin-email", nil},
@@ -293,6 +295,13 @@ func build(v map[string]string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("FLOWGATE_TRACE_RETENTION %s is shorter than FLOWGATE_QUEUE_LIFETIME %s: a message's trace would go before the message", v["trace-retention"], v["queue-lifetime"]))
 	} else {
 		c.TraceRetention = d
+	}
+	switch v["trace-headers"] {
+	case "on":
+		c.TraceHeaders = true
+	case "off":
+	default:
+		errs = append(errs, fmt.Errorf("FLOWGATE_TRACE_HEADERS %q is neither on nor off", v["trace-headers"]))
 	}
 	if n, err := strconv.ParseInt(v["max-message-size"], 10, 64); err != nil || n < 1024 {
 		errs = append(errs, fmt.Errorf("FLOWGATE_MAX_MESSAGE_SIZE %q is not a number of bytes ≥ 1024", v["max-message-size"]))

@@ -75,7 +75,8 @@ func (c *Config) reload(ctx context.Context) error {
 }
 
 // LoadRouting reads what the routing engine is built from: the accepted
-// domains and the active revisions of the enabled connectors. Validation
+// domains, the active revisions of the enabled connectors and the mail
+// flow rules. Validation
 // uses it to build an index with a candidate revision in place.
 func LoadRouting(ctx context.Context, st *store.Store) (routing.Config, error) {
 	var cfg routing.Config
@@ -88,6 +89,9 @@ func LoadRouting(ctx context.Context, st *store.Store) (routing.Config, error) {
 	}
 	revs, err := st.ActiveRevisions(ctx)
 	if err != nil {
+		return cfg, err
+	}
+	if cfg.Rules, err = st.ListRules(ctx); err != nil {
 		return cfg, err
 	}
 	for _, r := range revs {

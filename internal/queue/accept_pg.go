@@ -27,7 +27,7 @@ import (
 // the statement text is the same for every batch: it is prepared once per
 // connection and reused (a text that changed with the batch's shape would
 // be prepared again, one more round trip, for most batches), and no batch
-// comes near PostgreSQL's 65535 parameters (the statement has 37). The
+// comes near PostgreSQL's 65535 parameters (the statement has 42). The
 // bodies travel as one bytea, the bodies back to back, with each body's
 // offset and length; it is the last parameter, so that acceptDirect can
 // send the bodies straight from the relay's slices at the end of the Bind
@@ -54,13 +54,20 @@ const acceptPostgres = `WITH m AS (
 	RETURNING id, uid
 ), b AS (
 	INSERT INTO message_bodies (message_id, data)
-	SELECT m.id, substring($37::bytea FROM v.off + 1 FOR v.len)
+	SELECT m.id, substring($42::bytea FROM v.off + 1 FOR v.len)
 	FROM unnest($20::text[], $21::integer[], $36::integer[]) AS v(uid, off, len) JOIN m ON m.uid = v.uid
+), h AS (
+	INSERT INTO message_headers (message_id, section)
+	SELECT m.id, v.section FROM unnest($40::text[], $41::text[]) AS v(uid, section) JOIN m ON m.uid = v.uid
 ), r AS (
-	INSERT INTO message_recipients (message_id, address, status, connector_id, connector, route_reason, last_reply, updated_at)
-	SELECT m.id, v.address, v.status, v.connector_id, v.connector, v.route_reason, v.last_reply, $1
-	FROM unnest($22::text[], $23::text[], $24::text[], $25::bigint[], $26::text[], $27::text[], $28::text[])
-		WITH ORDINALITY AS v(uid, address, status, connector_id, connector, route_reason, last_reply, ord)
+	INSERT INTO message_recipients (message_id, address, status, connector_id, connector, route_reason, last_reply, updated_at,
+		rule, rule_connector_id, rule_on_error)
+	SELECT m.id, v.address, v.status, v.connector_id, v.connector, v.route_reason, v.last_reply, $1,
+		v.rule, v.rule_connector_id, v.rule_on_error
+	FROM unnest($22::text[], $23::text[], $24::text[], $25::bigint[], $26::text[], $27::text[], $28::text[],
+		$37::text[], $38::bigint[], $39::text[])
+		WITH ORDINALITY AS v(uid, address, status, connector_id, connector, route_reason, last_reply,
+			rule, rule_connector_id, rule_on_error, ord)
 	JOIN m ON m.uid = v.uid
 	ORDER BY v.ord
 	RETURNING id, message_id
@@ -130,6 +137,8 @@ func (q postgresQueue) prune(ctx context.Context, cutoff int64, batch int) (int6
 			DELETE FROM message_recipients WHERE message_id IN (SELECT id FROM doomed)
 		), e AS (
 			DELETE FROM message_events WHERE message_id IN (SELECT id FROM doomed)
+		), h AS (
+			DELETE FROM message_headers WHERE message_id IN (SELECT id FROM doomed)
 		)
 		DELETE FROM messages WHERE id IN (SELECT id FROM doomed)`, cutoff, batch)
 	return res.RowsAffected, res.Error
@@ -177,8 +186,8 @@ func execAccept(ctx context.Context, db querier, batch []request, ls *lease) err
 	return nil
 }
 
-// acceptArgs are the arguments $1 to $36 of acceptPostgres for a batch, and
-// the bodies that make up $37, in order, with their total length.
+// acceptArgs are the arguments $1 to $41 of acceptPostgres for a batch, and
+// the bodies that make up $42, in order, with their total length.
 func acceptArgs(batch []request, ls *lease) (args []any, bodies [][]byte, bodyBytes int) {
 	now := Micros(time.Now())
 	n := len(batch)
@@ -196,6 +205,10 @@ func acceptArgs(batch []request, ls *lease) (args []any, bodies [][]byte, bodyBy
 
 		rUID, rAddress, rStatus, rConnector, rReason, rReply = []string{}, []string{}, []string{}, []string{}, []string{}, []string{}
 		rConnectorID                                         = []*int64{}
+		rRule, rRuleOnError                                  = []string{}, []string{}
+		rRuleConnectorID                                     = []*int64{}
+
+		hUID, hSection = []string{}, []string{}
 
 		eUID, eType, eDetail = []string{}, []string{}, []string{}
 		eAt                  = []int64{}
@@ -227,6 +240,10 @@ func acceptArgs(batch []request, ls *lease) (args []any, bodies [][]byte, bodyBy
 			rUID, rAddress, rStatus = append(rUID, m.UID), append(rAddress, rc.Address), append(rStatus, string(rc.Status))
 			rConnectorID, rConnector = append(rConnectorID, rc.ConnectorID), append(rConnector, rc.Connector)
 			rReason, rReply = append(rReason, rc.RouteReason), append(rReply, rc.LastReply)
+			rRule, rRuleConnectorID, rRuleOnError = append(rRule, rc.Rule.Rule), append(rRuleConnectorID, rc.Rule.ConnectorID), append(rRuleOnError, rc.Rule.OnError)
+		}
+		if m.Header != nil {
+			hUID, hSection = append(hUID, m.UID), append(hSection, headerText(m.Header))
 		}
 		for _, e := range m.Events {
 			eUID, eAt, eType, eDetail = append(eUID, m.UID), append(eAt, Micros(e.At)), append(eType, e.Type), append(eDetail, e.Detail)
@@ -243,7 +260,9 @@ func acceptArgs(batch []request, ls *lease) (args []any, bodies [][]byte, bodyBy
 		bodyUID, bodyOff,
 		rUID, rAddress, rStatus, rConnectorID, rConnector, rReason, rReply,
 		eUID, eAt, eType, eDetail,
-		owner, until, leased, bodyLen}
+		owner, until, leased, bodyLen,
+		rRule, rRuleConnectorID, rRuleOnError,
+		hUID, hSection}
 	return args, bodies, bodyBytes
 }
 

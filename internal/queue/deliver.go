@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,8 +61,17 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 	groups := map[string]*group{}
 	var order []string
 	for _, rc := range pending {
+		if rc.RuleOnError == RuleRejects {
+			// A mail flow rule rejected this recipient when the message
+			// was received (others were accepted): it bounces, with the
+			// rule's reply, through the usual DSN.
+			rc.setReply(Bounced, ruleReply(rc.LastReply))
+			event("bounced", "%s: rejected by mail flow rule %q: %s", rc.Address, rc.Rule, rc.LastReply)
+			p.attempted = true
+			continue
+		}
 		domain := domainOf(rc.Address)
-		route := ix.Route(domain)
+		route := routeOf(ix, rc, domain)
 		target, deliverable := delivery.TargetFor(route, domain)
 		rc.ConnectorID, rc.Connector, rc.RouteReason = routeFields(route)
 		g, ok := groups[target.Key]
@@ -155,4 +165,51 @@ func addresses(rs []*recipientRow) string {
 // text in the trace).
 func (rc *recipientRow) setReply(status Status, r smtpreply.Reply) {
 	rc.Status, rc.reply, rc.LastReply = status, r, r.String()
+}
+
+// RuleRejects, as a recipient's rule_on_error, marks a recipient a mail
+// flow rule rejected while others of the message were accepted; its
+// last_reply holds the rule's reply.
+const RuleRejects = "reject"
+
+// routeOf is a recipient's route for this delivery pass: through the
+// connector a mail flow rule chose when the message was received, or, when
+// no rule did, by SPEC 3.5 under today's connectors. A rule's connector
+// that cannot be used now (turned off, deleted, without an active
+// revision) defers the recipient, or, with on_error ignore, routes it as
+// if the rule had not matched (SPEC 7).
+func routeOf(ix *routing.Index, rc *recipientRow, domain string) routing.Route {
+	if rc.Rule == "" || rc.RuleConnectorID == nil {
+		return ix.Route(domain)
+	}
+	if r, ok := ix.RouteVia(*rc.RuleConnectorID, rc.Rule); ok {
+		return r
+	}
+	why := fmt.Sprintf("mail flow rule %q routes through outbound connector %d, which cannot carry mail now (turned off, deleted, or without an active revision)", rc.Rule, *rc.RuleConnectorID)
+	if rc.RuleOnError == "ignore" {
+		r := ix.Route(domain)
+		r.Reason = why + "; routed as if the rule had not matched (on_error ignore): " + r.Reason
+		return r
+	}
+	return routing.Route{Kind: routing.Defer, Reason: why + "; deferred (on_error defer)"}
+}
+
+// ruleReply parses the reply a rule rejected a recipient with
+// ("550 5.7.1 text"); a text that does not parse is a 550 5.7.1.
+func ruleReply(text string) smtpreply.Reply {
+	r := smtpreply.Reply{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: text}
+	code, rest, _ := strings.Cut(text, " ")
+	enh, msg, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(code)
+	parts := strings.Split(enh, ".")
+	if err != nil || n < 500 || n > 599 || len(parts) != 3 {
+		return r
+	}
+	var e [3]int
+	for i, p := range parts {
+		if e[i], err = strconv.Atoi(p); err != nil {
+			return r
+		}
+	}
+	return smtpreply.Reply{Code: n, Enhanced: e, Text: msg}
 }

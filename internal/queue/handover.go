@@ -72,7 +72,8 @@ func (r *request) job(ls *lease) *job {
 	j.rcpts = make([]*recipientRow, len(r.m.Recipients))
 	for i, rc := range r.m.Recipients {
 		j.rcpts[i] = &recipientRow{ID: r.rcptIDs[i], MessageID: r.id, Address: rc.Address, Status: rc.Status,
-			ConnectorID: rc.ConnectorID, Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply}
+			ConnectorID: rc.ConnectorID, Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply,
+			Rule: rc.Rule.Rule, RuleConnectorID: rc.Rule.ConnectorID, RuleOnError: rc.Rule.OnError}
 	}
 	return j
 }

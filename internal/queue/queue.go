@@ -90,7 +90,10 @@ type Message struct {
 	ExpiresAt          time.Time
 	Recipients         []Recipient
 	Events             []Event
-	Body               []byte // nil for rejected mail, and for content stored in pieces
+	// Header is the message's header section, kept with the trace for a
+	// rule preview's replay (nil: not kept).
+	Header []byte
+	Body   []byte // nil for rejected mail, and for content stored in pieces
 	// Chunks is the number of pieces of the content already stored by a
 	// Spool (a large message, chunks.go), Size their total length; Body
 	// is nil then.
@@ -117,6 +120,16 @@ type Recipient struct {
 	Connector   string
 	RouteReason string
 	LastReply   string
+	Rule        RuleRoute // set when a mail flow rule chose the route
+}
+
+// RuleRoute is a mail flow rule's routing decision for a recipient, made
+// once when the message was received (SPEC 7) and honoured by every
+// delivery attempt: the connector, and what to do when it cannot be used.
+type RuleRoute struct {
+	Rule        string // the rule's name; "" when no rule routes the recipient
+	ConnectorID *int64
+	OnError     string // "defer" or "ignore"
 }
 
 var uidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

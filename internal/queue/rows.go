@@ -49,6 +49,10 @@ type recipientRow struct {
 	LastReply   string
 	UpdatedAt   int64
 
+	Rule            string // the mail flow rule that chose the route, if any
+	RuleConnectorID *int64
+	RuleOnError     string
+
 	reply smtpreply.Reply // this delivery pass's reply, typed (not stored; LastReply is its text)
 }
 
@@ -63,3 +67,16 @@ type eventRow struct {
 }
 
 func (eventRow) TableName() string { return "message_events" }
+
+// headerRow is a traced message's header section (migration 00011).
+type headerRow struct {
+	MessageID int64 `gorm:"primaryKey;autoIncrement:false"`
+	Section   string
+}
+
+func (headerRow) TableName() string { return "message_headers" }
+
+// ruleRoute is the recipient's rule decision, as the relay recorded it.
+func (r *recipientRow) ruleRoute() RuleRoute {
+	return RuleRoute{Rule: r.Rule, ConnectorID: r.RuleConnectorID, OnError: r.RuleOnError}
+}

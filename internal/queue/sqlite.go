@@ -89,6 +89,7 @@ func insertBatch(tx *gorm.DB, batch []request, ls *lease) error {
 	var bodies []bodyRow
 	var rcpts []recipientRow
 	var events []eventRow
+	var headers []headerRow
 	for i, r := range batch {
 		id := rows[i].ID
 		if r.m.Body != nil {
@@ -96,7 +97,11 @@ func insertBatch(tx *gorm.DB, batch []request, ls *lease) error {
 		}
 		for _, rc := range r.m.Recipients {
 			rcpts = append(rcpts, recipientRow{MessageID: id, Address: rc.Address, Status: rc.Status, ConnectorID: rc.ConnectorID,
-				Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply, UpdatedAt: now})
+				Connector: rc.Connector, RouteReason: rc.RouteReason, LastReply: rc.LastReply, UpdatedAt: now,
+				Rule: rc.Rule.Rule, RuleConnectorID: rc.Rule.ConnectorID, RuleOnError: rc.Rule.OnError})
+		}
+		if r.m.Header != nil {
+			headers = append(headers, headerRow{MessageID: id, Section: headerText(r.m.Header)})
 		}
 		for _, e := range r.m.Events {
 			events = append(events, eventRow{MessageID: id, At: Micros(e.At), Type: e.Type, Detail: e.Detail})
@@ -105,6 +110,11 @@ func insertBatch(tx *gorm.DB, batch []request, ls *lease) error {
 	if len(bodies) > 0 {
 		if err := tx.CreateInBatches(&bodies, 64).Error; err != nil {
 			return fmt.Errorf("insert bodies: %w", err)
+		}
+	}
+	if len(headers) > 0 {
+		if err := tx.CreateInBatches(&headers, 64).Error; err != nil {
+			return fmt.Errorf("insert header sections: %w", err)
 		}
 	}
 	if len(rcpts) > 0 {

@@ -29,6 +29,7 @@ import (
 // Config are the relay's settings; every limit is explicit.
 type Config struct {
 	Hostname            string
+	TraceHeaders        bool // keep each message's header section with its trace (rule previews)
 	MaxMessageBytes     int64
 	MaxRecipients       int
 	MaxConnections      int

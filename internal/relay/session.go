@@ -53,6 +53,7 @@ type transaction struct {
 	rcptEvents  int            // per-recipient events kept (at most maxRecipientEvents)
 	omitted     map[string]int // per-recipient events left out, by type
 	lastEvent   time.Time
+	header      []byte // the header section, kept with the trace of a message rules rejected
 }
 
 func newSession(r *Relay, c *smtp.Conn) *session {
@@ -126,6 +127,7 @@ func (s *session) traceMessage(status queue.Status, reply Reply) *queue.Message 
 		UID: tx.uid, ReceivedAt: tx.started, Status: status, ClientIP: s.ip.String(), Helo: tx.helo,
 		TLSVersion: s.tlsVer, TLSCipher: s.cipher, ClientCert: s.certText(), Sender: tx.from,
 		Attribution: tx.attribution.Reason, Reply: reply.String(), Recipients: tx.rcpts, Events: append(tx.events, tx.summaryEvents()...),
+		Header: tx.header,
 	}
 	if c := tx.attribution.Connector; c != nil {
 		id, rev := c.ID, c.Revision
@@ -245,9 +247,16 @@ func (s *session) Data(r io.Reader) error {
 	// Content beyond queue.ChunkSize goes to the queue in pieces as it
 	// arrives (queue.Spool): a large message is never held whole.
 	var spool *queue.Spool
+	// The header section, for the mail flow rules and the trace: from the
+	// first piece of a large message, which is not kept in body.
+	var header []byte
+	wantHeader := s.r.cfg.TraceHeaders || tx.ix.Rules().NeedsHeaders()
 	spill := func(piece []byte) error {
 		if spool == nil {
 			spool = s.r.queue.Spool(tx.uid)
+			if wantHeader {
+				header = append([]byte(nil), queue.HeaderSection(piece)...)
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -298,7 +307,20 @@ func (s *session) Data(r io.Reader) error {
 		size = spool.Size()
 	}
 	s.event("received", "%d bytes, message-id %s, %d recipients", size, orNone(info.MessageID), len(tx.rcpts))
+	if wantHeader && header == nil {
+		header = append([]byte(nil), queue.HeaderSection(body.Bytes())...)
+	}
+	if refusal := s.applyRules(header, size); refusal != nil {
+		discard()
+		if s.r.cfg.TraceHeaders {
+			tx.header = header
+		}
+		return s.refuseMessage(*refusal, "rejected", "every recipient rejected by mail flow rules: "+refusal.String())
+	}
 	m := s.traceMessage(queue.Queued, reply)
+	if s.r.cfg.TraceHeaders {
+		m.Header = header
+	}
 	if spool != nil {
 		m.Chunks, m.Size = spool.Chunks(), spool.Size()
 	} else {

@@ -24,6 +24,7 @@ import (
 	"github.com/gaissmai/bart"
 
 	"github.com/flowgate/flowgate/internal/connector"
+	"github.com/flowgate/flowgate/internal/rules"
 )
 
 // Inbound is one active inbound connector revision.
@@ -54,6 +55,7 @@ type Config struct {
 	AcceptedDomains []connector.AcceptedDomain
 	Inbound         []Inbound
 	Outbound        []Outbound
+	Rules           []rules.Rule // the mail flow rules (Build compiles the enabled ones)
 }
 
 // domainIndex finds the most specific pattern for a domain.
@@ -130,6 +132,8 @@ type Index struct {
 	outAllAccepted *Outbound
 	outByID        map[int64]*Outbound
 
+	rules *rules.Set // the enabled mail flow rules, compiled
+
 	inboundCount, outboundCount int
 }
 
@@ -205,8 +209,13 @@ func Build(cfg Config) *Index {
 		}
 	}
 	ix.outboundCount = len(out)
+	ix.rules = rules.Compile(cfg.Rules)
 	return ix
 }
+
+// Rules returns the compiled mail flow rules (SPEC 7); a Set with no rules
+// when there are none.
+func (ix *Index) Rules() *rules.Set { return ix.rules }
 
 func insertIPs(t *bart.Table[*Inbound], c *Inbound) {
 	for _, spec := range c.parsed.SenderIPs {
