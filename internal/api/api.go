@@ -1,8 +1,9 @@
 // Package api is flowgate's JSON API (SPEC section 5) for automation: the
-// connectors of both directions and the accepted domains, behind bearer
-// tokens. Handlers decode strictly, let the connector model and the store
-// validate, and answer every error as {"error", "fields"} with 400, 401,
-// 403, 404 or 409 — never a 500 for bad input.
+// connectors of both directions, the accepted domains, the mail flow rules
+// (and their preview), the message trace and the route test, behind bearer
+// tokens. Handlers decode strictly, let the models (connector, rules) and
+// the store validate, and answer every error as {"error", "fields"} with
+// 400, 401, 403, 404 or 409 — never a 500 for bad input.
 package api
 
 import (
@@ -15,12 +16,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/liveconfig"
+	"github.com/flowgate/flowgate/internal/rules"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/validation"
 )
@@ -35,6 +38,8 @@ type Server struct {
 	resolver   *delivery.Resolver
 	log        *slog.Logger
 	validation *validation.Service
+	// traceRetention bounds a rule preview's window; 0: the default.
+	traceRetention time.Duration
 }
 
 // New returns an API server over st. live answers route tests; resolver,
@@ -71,6 +76,14 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/", s.listDomains)
 		r.Post("/", s.createDomain)
 		r.Delete("/{id}", s.deleteDomain)
+	})
+	r.Route("/rules", func(r chi.Router) {
+		r.Get("/", s.listRules)
+		r.Post("/", s.createRule)
+		r.Post("/preview", s.previewRule)
+		r.Get("/{id}", s.getRule)
+		r.Put("/{id}", s.updateRule)
+		r.Delete("/{id}", s.deleteRule)
 	})
 	r.Get("/messages", s.searchMessages)
 	r.Get("/messages/{id}", s.getMessage)
@@ -114,7 +127,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.serverError(w, r, err)
 			return
 		}
-		readOnly := r.Method == http.MethodGet || r.Method == http.MethodHead || strings.HasSuffix(r.URL.Path, "/route-test")
+		// A route test and a rule preview change nothing: a viewer may run them.
+		readOnly := r.Method == http.MethodGet || r.Method == http.MethodHead ||
+			strings.HasSuffix(r.URL.Path, "/route-test") || strings.HasSuffix(r.URL.Path, "/rules/preview")
 		if t.Role != store.RoleAdmin && !readOnly {
 			writeError(w, http.StatusForbidden, "this API token has the viewer role and may only read", nil)
 			return
@@ -166,11 +181,16 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 // storeError maps a store or model error to an answer.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe connector.FieldErrors
+	var rfe rules.FieldErrors
 	var conflict *store.ConflictError
 	switch {
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, "some fields are invalid", fe)
+	case errors.As(err, &rfe):
+		ruleFieldErrors(w, rfe)
 	case errors.As(err, &conflict):
+		// A duplicate name, an overlapping connector, or a connector that
+		// enabled enforce rules route to (Field "connector", naming them).
 		writeError(w, http.StatusConflict, conflict.Message, map[string]string{conflict.Field: conflict.Message})
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not found", nil)

@@ -75,6 +75,13 @@ func (c *client) do(method, path, body string) reply {
 // viewer client.
 func newAPI(t testing.TB, st *store.Store) (adminC, viewerC *client) {
 	t.Helper()
+	return newAPIWith(t, st, nil)
+}
+
+// newAPIWith is newAPI with the server configured by configure (nil: as
+// it comes).
+func newAPIWith(t testing.TB, st *store.Store, configure func(*api.Server)) (adminC, viewerC *client) {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	lctx, cancel := context.WithCancel(ctx)
@@ -84,7 +91,11 @@ func newAPI(t testing.TB, st *store.Store) (adminC, viewerC *client) {
 		t.Fatal(err)
 	}
 	go live.Run(lctx)
-	srv := httptest.NewServer(http.StripPrefix("/api/v1", api.New(st, live, nil, log).Handler()))
+	server := api.New(st, live, nil, log)
+	if configure != nil {
+		configure(server)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/api/v1", server.Handler()))
 	t.Cleanup(srv.Close)
 	at, _, err := st.CreateToken(ctx, store.System("test"), "admin-token", store.RoleAdmin)
 	if err != nil {
@@ -254,7 +265,8 @@ func TestBadBodiesNever500(t *testing.T) {
 	admin, _ := newAPI(t, st)
 	bodies := []string{"", "null", "[]", `"x"`, "42", "{", `{"name":`, `{} {}`, `{"name":"a"}x`, "\x00\xff",
 		`{"sender_domains":[1,2]}`, `{"enabled":"maybe"}`, strings.Repeat(`{"a":`, 10000), `{"name":"` + strings.Repeat("é", 2<<20) + `"}`}
-	for _, path := range []string{"/inbound-connectors", "/outbound-connectors", "/accepted-domains", "/inbound-connectors/1"} {
+	for _, path := range []string{"/inbound-connectors", "/outbound-connectors", "/accepted-domains", "/inbound-connectors/1",
+		"/rules", "/rules/1", "/rules/preview", "/route-test"} {
 		for _, b := range bodies {
 			for _, m := range []string{"POST", "PUT"} {
 				r := admin.do(m, path, b)
@@ -289,6 +301,8 @@ func FuzzConnectorBody(f *testing.F) {
 		`{"name":"I","connector_type":"on_premises","sender_ip_addresses":["10.0.0.1-10.0.0.9"],"tls_sender_certificate_name":"*.contoso.com"}`,
 		`{"domain":"bücher.example","domain_type":"internal_relay"}`,
 		`{"name":"\u0000","sender_domains":["*."]}`, `[`, `{"recipient_domains":null}`,
+		`{"name":"R","conditions":{"header_matches":[{"header":"Subject","pattern":"(?i)a+"}]},"actions":{"reject":{}}}`,
+		`{"rule":{"name":"R","conditions":{"sender_ip_ranges":["10.0.0.1-10.0.0.9"]},"actions":{"route_to_outbound_connector":1}},"since":"1h"}`,
 	} {
 		f.Add(s)
 	}
@@ -296,7 +310,7 @@ func FuzzConnectorBody(f *testing.F) {
 	admin, _ := newAPI(f, st)
 	f.Fuzz(func(t *testing.T, body string) {
 		admin.t = t
-		for _, path := range []string{"/inbound-connectors", "/outbound-connectors", "/accepted-domains"} {
+		for _, path := range []string{"/inbound-connectors", "/outbound-connectors", "/accepted-domains", "/rules", "/rules/preview"} {
 			if r := admin.do("POST", path, body); r.Status >= 500 {
 				t.Fatalf("POST %s %q: %d %s", path, body, r.Status, r.Body)
 			}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -71,7 +72,16 @@ func (s *Server) searchMessages(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	out := map[string]any{"messages": list}
+	rulesOf, err := s.recipientRules(r, list)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	msgs := make([]traceJSON, len(list))
+	for i := range list {
+		msgs[i] = withRules(&list[i], rulesOf[list[i].ID])
+	}
+	out := map[string]any{"messages": msgs}
 	if next > 0 {
 		out["next_before"] = next
 	}
@@ -118,5 +128,77 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	rulesOf, err := s.recipientRules(r, []queue.Trace{*t})
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, withRules(t, rulesOf[t.ID]))
+}
+
+// traceJSON is a message of the trace with, for each recipient, the mail
+// flow rule that chose its route (SPEC 5).
+type traceJSON struct {
+	*queue.Trace
+	Recipients []traceRecipientJSON `json:"recipients"`
+}
+
+type traceRecipientJSON struct {
+	queue.TraceRecipient
+	// Rule is the name of the mail flow rule that chose the recipient's
+	// route, or rejected it; nil when none did.
+	Rule *string `json:"rule"`
+}
+
+// recipientRule is one recipient's rule, as the relay recorded it.
+type recipientRule struct {
+	Address string
+	Rule    string
+}
+
+func withRules(t *queue.Trace, rcptRules []recipientRule) traceJSON {
+	out := traceJSON{Trace: t, Recipients: make([]traceRecipientJSON, len(t.Recipients))}
+	for i, rc := range t.Recipients {
+		out.Recipients[i].TraceRecipient = rc
+		// The recipients come in the same order (by id) from both
+		// queries; the address guards the pairing.
+		if i < len(rcptRules) && rcptRules[i].Address == rc.Address && rcptRules[i].Rule != "" {
+			name := rcptRules[i].Rule
+			out.Recipients[i].Rule = &name
+		}
+	}
+	return out
+}
+
+// recipientRules reads the rule column of the messages' recipients
+// (migration 00011), by message id, in recipient id order as the trace
+// lists them.
+func (s *Server) recipientRules(r *http.Request, list []queue.Trace) (map[string][]recipientRule, error) {
+	out := map[string][]recipientRule{}
+	if len(list) == 0 {
+		return out, nil
+	}
+	uids := make([]string, len(list))
+	for i := range list {
+		uids[i] = list[i].ID
+	}
+	rows, err := s.store.DB().WithContext(r.Context()).Raw(`SELECT m.uid, r.address, r.rule
+		FROM message_recipients r JOIN messages m ON m.id = r.message_id
+		WHERE m.uid IN ? ORDER BY r.id`, uids).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("load recipient rules: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uid string
+		var rr recipientRule
+		if err := rows.Scan(&uid, &rr.Address, &rr.Rule); err != nil {
+			return nil, fmt.Errorf("load recipient rules: %w", err)
+		}
+		out[uid] = append(out[uid], rr)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load recipient rules: %w", err)
+	}
+	return out, nil
 }

@@ -182,6 +182,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Handler: NewHandler(HTTPDeps{
 			Store: st, Live: live, Resolver: client.Resolver, Metrics: httpMetrics, Log: log, Validation: validator,
 			Writer: writer, MinFree: cfg.MaxMessageSize, AllowedHosts: allowedHosts(cfg), Security: sec,
+			TraceRetention: cfg.TraceRetention,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -254,6 +255,9 @@ type HTTPDeps struct {
 	// addresses (hostCheck); nil: any.
 	AllowedHosts []string
 	Security     console.Security // proxies, HTTPS, setup code
+	// TraceRetention is how long the trace is kept: the longest window of
+	// a rule preview (0: the API's default, 90 days).
+	TraceRetention time.Duration
 }
 
 // NewHandler is flowgate's whole HTTP surface: health, API, metrics (when
@@ -266,7 +270,7 @@ func NewHandler(d HTTPDeps) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	r.Handle("/readyz", readiness{st: st, writer: d.Writer, minFree: d.MinFree})
-	r.Mount("/api/v1", api.New(st, live, resolver, log).WithValidation(d.Validation).Handler())
+	r.Mount("/api/v1", api.New(st, live, resolver, log).WithValidation(d.Validation).WithTraceRetention(d.TraceRetention).Handler())
 	if metrics != nil {
 		r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}

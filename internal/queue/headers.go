@@ -10,16 +10,17 @@ import (
 // rule preview counts a header it needs beyond the cut as undecidable.
 const MaxKeptHeader = 32 << 10
 
-// HeaderSection returns the header section of content: everything before
-// the empty line that ends it (or all of content when there is none),
-// bounded by MaxKeptHeader at the end of a line. It shares content's
-// array; the caller copies what it keeps.
+// HeaderSection returns the header section of content: everything up to
+// and including the empty line that ends it (or all of content when there
+// is none), bounded by MaxKeptHeader at the end of a line. A section that
+// was cut therefore neither ends with an empty line nor is all of the
+// content. It shares content's array; the caller copies what it keeps.
 func HeaderSection(content []byte) []byte {
 	end := len(content)
 	if i := bytes.Index(content, []byte("\r\n\r\n")); i >= 0 {
-		end = i + 2
+		end = i + 4
 	} else if i := bytes.Index(content, []byte("\n\n")); i >= 0 {
-		end = i + 1
+		end = i + 2
 	}
 	if end > MaxKeptHeader {
 		end = MaxKeptHeader
