@@ -13,7 +13,7 @@ import (
 // Page is what every page's layout needs.
 type Page struct {
 	Title   string
-	Section string // nav item to highlight: connectors, domains, audit, users
+	Section string // nav item to highlight: connectors, rules, domains, audit, users
 	User    *User  // nil on the sign-in and setup pages
 	Flash   string // a one-line confirmation ("Connector saved")
 	// FlashWarns: Flash reports a failure and is shown as a warning.

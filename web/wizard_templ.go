@@ -1315,7 +1315,7 @@ func WhenToUseStep(w WizardPage) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = radio("use", "rule", w.Form.Use, "Only when a mail flow rule redirects messages to this connector", "").Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = radio("use", "rule", w.Form.Use, "Only when a mail flow rule redirects messages to this connector", RuleScopedHint).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

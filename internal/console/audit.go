@@ -20,13 +20,13 @@ const auditPageSize = 50
 // records.
 var (
 	auditObjects = []web.Option{
-		{Value: "connector", Label: "Connectors"}, {Value: "accepted_domain", Label: "Accepted domains"},
+		{Value: "connector", Label: "Connectors"}, {Value: "rule", Label: "Mail flow rules"}, {Value: "accepted_domain", Label: "Accepted domains"},
 		{Value: "user", Label: "Users"}, {Value: "api_token", Label: "API tokens"},
 	}
 	auditActions = []web.Option{
 		{Value: "create", Label: "Created or added"}, {Value: "update", Label: "Changed"},
 		{Value: "validate", Label: "Validated"}, {Value: "activate", Label: "Activated"},
-		{Value: "enable", Label: "Turned on"}, {Value: "disable", Label: "Turned off"},
+		{Value: "enable", Label: "Turned on"}, {Value: "disable", Label: "Turned off"}, {Value: "move", Label: "Moved"},
 		{Value: "delete", Label: "Deleted or removed"}, {Value: "revoke", Label: "Revoked"},
 	}
 	auditActorPattern = regexp.MustCompile(`^(user|token|system):.+$`)

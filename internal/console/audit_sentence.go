@@ -130,6 +130,8 @@ func describeAudit(e store.AuditEntry, live map[int64]*store.Connector, specs ma
 		default:
 			describeOther(&row, s, e, d)
 		}
+	case "rule": // mail flow rules: rules_audit.go
+		describeRuleAudit(&row, s, e, d, live)
 	default:
 		describeOther(&row, s, e, d)
 	}

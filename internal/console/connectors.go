@@ -95,7 +95,13 @@ func (c *Console) listConnectors(w http.ResponseWriter, r *http.Request) {
 	for _, conn := range all {
 		p.Rows = append(p.Rows, connectorRow(conn))
 	}
-	c.render(w, r, http.StatusOK, web.Connectors(p))
+	// Mail flow rules: mark the rule-scoped connectors no rule routes to.
+	unused, err := c.unusedRuleScoped(r, all)
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, web.ConnectorsWith(web.ConnectorsView{ConnectorsPage: p, Unused: unused}))
 }
 
 // loadConnector reads the connector the URL names; it answers 404 itself.
@@ -206,7 +212,16 @@ func (c *Console) showConnector(w http.ResponseWriter, r *http.Request) {
 		(conn.ActiveRevision == nil || *conn.ActiveRevision != conn.Revision) {
 		p.ActivateRevision = conn.Revision
 	}
-	c.render(w, r, http.StatusOK, web.ConnectorDetail(p))
+	// Mail flow rules: a rule-scoped connector lists the rules that route
+	// to it, or is marked unused.
+	v := web.ConnectorDetailView{ConnectorPage: p, RuleScoped: ruleScoped(conn)}
+	if v.RuleScoped {
+		if v.Rules, err = c.rulesRoutingTo(r, conn.ID); err != nil {
+			c.serverError(w, r, err)
+			return
+		}
+	}
+	c.render(w, r, http.StatusOK, web.ConnectorDetailWith(v))
 }
 
 func (c *Console) enableConnector(on bool) http.HandlerFunc {

@@ -90,6 +90,7 @@ func (c *Console) Register(r chi.Router) {
 			r.Get("/domains", c.listDomains)
 			r.Get("/audit", c.auditLog)
 			r.Get("/users", c.listUsers)
+			r.Get("/rules", c.listRules) // mail flow rules (rules.go)
 
 			r.Group(func(r chi.Router) {
 				r.Use(c.requireAdmin)
@@ -111,6 +112,16 @@ func (c *Console) Register(r chi.Router) {
 				r.Post("/users/{id}/delete", c.deleteUser)
 				r.Post("/tokens", c.createToken)
 				r.Post("/tokens/{id}/revoke", c.revokeToken)
+				// Mail flow rules (rules.go).
+				r.Get("/rules/new", c.newRule)
+				r.Post("/rules/new", c.createRule)
+				r.Get("/rules/{id}/edit", c.editRule)
+				r.Post("/rules/{id}/edit", c.updateRule)
+				r.Post("/rules/{id}/move", c.moveRuleStep)
+				r.Post("/rules/{id}/enable", c.enableRule(true))
+				r.Post("/rules/{id}/disable", c.enableRule(false))
+				r.Get("/rules/{id}/delete", c.confirmDeleteRule)
+				r.Post("/rules/{id}/delete", c.deleteRule)
 			})
 		})
 	})
