@@ -7,7 +7,7 @@ import (
 )
 
 // RuleScopedHint explains the outbound wizard's rule-scoped choice.
-const RuleScopedHint = "it then carries mail only through a rule: the messages a mail flow rule routes to it, and no others. After you save it, its page has a link to create a rule for it."
+const RuleScopedHint = "it then carries mail only through a rule: the messages a mail flow rule routes to it, and no others. After you save it, the Validate step and its page link to creating a rule for it."
 
 // RuleRow is one line of the mail flow rules list.
 type RuleRow struct {

@@ -341,6 +341,7 @@ type ValidatePage struct {
 	Errors        Errors
 	FormError     string
 	Steps         []WizardStep // set when the wizard led here: its steps, with Validate last
+	RuleScoped    bool         // an outbound connector only mail flow rules route to
 }
 
 // CurrentStep is the number of the wizard step this page is: Validate, the

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -413,4 +414,36 @@ func wantNewestRows(t *testing.T, p page, want ...string) {
 			t.Fatalf("row %d = %q\nwant it to contain %q", i, rows[i], w)
 		}
 	}
+}
+
+// The outbound wizard's "only with a rule" choice leads to creating the
+// rule for that connector: its Validate step links to the rule form with
+// the connector chosen.
+func TestRuleScopedWizardLinksToANewRule(t *testing.T) {
+	st := testutil.OpenStore(t, testutil.Engines[0])
+	createUser(t, st, "admin@contoso.com", store.RoleAdmin)
+	b := newBrowser(t, serveWithValidation(t, st))
+	b.signIn("admin@contoso.com")
+	w := startWizard(t, b, "/connectors/new")
+	w.next("1", "2", "from", "flowgate", "to", "partner")
+	w.next("2", "3", "name", "Encryption gateway")
+	w.page("3").has(t, "it then carries mail only through a rule")
+	w.next("3", "4", "use", "rule")
+	w.next("4", "5", "route_by", "smarthosts", "smart_hosts", "127.0.0.1:2525")
+	w.next("5", "6", "tls_settings", "opportunistic")
+	r := b.post(w.base+"/6", "nav", "save")
+	conn := onlyOutbound(t, st)
+	validate := b.follow(r)
+	link := "/rules/new?connector=" + itoa(conn.ID)
+	validate.has(t, "This connector carries mail only when a mail flow rule routes messages to it.", `href="`+link+`"`)
+	b.get(link).has(t, fmt.Sprintf(`<option value="%d" selected>Encryption gateway`, conn.ID))
+}
+
+func onlyOutbound(t *testing.T, st *store.Store) *store.Connector {
+	t.Helper()
+	list, err := st.ListConnectors(context.Background(), connector.Outbound)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("outbound connectors: %d, %v", len(list), err)
+	}
+	return list[0]
 }

@@ -64,6 +64,9 @@ func (c *Console) validateForm(w http.ResponseWriter, r *http.Request, conn *sto
 	if r.URL.Query().Get("wizard") == "1" {
 		p.Steps = wizardStepsWithValidate(conn.Spec)
 	}
+	if o, ok := conn.Spec.(*connector.OutboundSpec); ok && o.IsTransportRuleScoped {
+		p.RuleScoped = true
+	}
 	c.render(w, r, http.StatusOK, web.Validate(p))
 }
 
