@@ -447,3 +447,27 @@ func onlyOutbound(t *testing.T, st *store.Store) *store.Connector {
 	}
 	return list[0]
 }
+
+// A connector an enabled enforce rule routes to is neither turned off
+// nor deleted from the console: the page it came from warns, naming the
+// rule, and the connector stays (SPEC 7).
+func TestRoutedConnectorCannotBeTurnedOffOrDeleted(t *testing.T) {
+	st := testutil.OpenStore(t, testutil.Engines[0])
+	b := adminBrowser(t, st)
+	gw := ruleScopedConnector(t, st, "Legal gateway")
+	if r := b.post("/rules/new", ruleForm(gw)...); r.Status != http.StatusSeeOther {
+		t.Fatalf("create the rule: %d", r.Status)
+	}
+	href := "/connectors/outbound/" + itoa(gw)
+	for _, action := range []string{"/disable", "/delete"} {
+		r := b.post(href + action)
+		if r.Status != http.StatusSeeOther {
+			t.Fatalf("%s: %d", action, r.Status)
+		}
+		b.follow(r).has(t, `rules route to this connector: "Legal to the gateway"; change or disable those rules first`)
+	}
+	c, err := st.GetConnector(context.Background(), connector.Outbound, gw)
+	if err != nil || !c.Enabled {
+		t.Fatalf("the routed-to connector after the refusals: %+v, %v", c, err)
+	}
+}
