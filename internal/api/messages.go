@@ -12,19 +12,21 @@ import (
 	"github.com/flowgate/flowgate/internal/queue"
 )
 
-// searchMessages is GET /messages?sender=&recipient=&status=&from=&to=&limit=&before=
-// (times in RFC 3339; sender and recipient take an address or "@domain").
+// searchMessages is GET /messages?sender=&recipient=&status=&connector=&from=&to=&limit=&before=
+// (times in RFC 3339; sender and recipient take an address or "@domain";
+// connector is a connector's name, inbound or outbound, in any case).
 func (s *Server) searchMessages(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := queue.TraceFilter{Sender: q.Get("sender"), Recipient: q.Get("recipient"), Status: queue.Status(q.Get("status"))}
+	f := queue.TraceFilter{Sender: q.Get("sender"), Recipient: q.Get("recipient"), Status: queue.Status(q.Get("status")),
+		Connector: q.Get("connector")}
 	fields := map[string]string{}
 	for name := range q {
 		switch name {
-		case "sender", "recipient", "status", "from", "to", "before", "limit":
+		case "sender", "recipient", "status", "connector", "from", "to", "before", "limit":
 		default:
 			// A misspelt filter would otherwise be ignored and the search
 			// answer every message.
-			fields[name] = "unknown parameter; use sender, recipient, status, from, to, limit or before"
+			fields[name] = "unknown parameter; use sender, recipient, status, connector, from, to, limit or before"
 		}
 	}
 	switch f.Status {

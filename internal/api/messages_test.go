@@ -292,3 +292,57 @@ func TestMessageSearchEscapesLikeWildcards(t *testing.T) {
 		}
 	})
 }
+
+// connector= finds the messages a connector carried in or out, by name in
+// any case; a misspelt parameter is still refused.
+func TestMessageSearchByConnector(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		_, viewer := newAPI(t, st)
+		w := queue.NewWriter(st, slog.New(slog.DiscardHandler))
+		defer w.Close()
+		base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		msgs := []*queue.Message{
+			{UID: "in1", ReceivedAt: base, Status: queue.Rejected, ClientIP: "192.0.2.1", Sender: "a@contosobank.com", InboundConnector: "Contoso Bank",
+				Recipients: []queue.Recipient{{Address: "x@contoso.com", Status: queue.Rejected}}},
+			{UID: "out1", ReceivedAt: base.Add(time.Minute), Status: queue.Rejected, ClientIP: "192.0.2.2", Sender: "b@contoso.com",
+				Recipients: []queue.Recipient{{Address: "y@contoso.com", Status: queue.Rejected}, {Address: "z@fabrikam.com", Status: queue.Rejected, Connector: "To Fabrikam"}}},
+			{UID: "none", ReceivedAt: base.Add(2 * time.Minute), Status: queue.Rejected, ClientIP: "192.0.2.3", Sender: "c@contoso.com", InboundConnector: "Contoso Bank 2",
+				Recipients: []queue.Recipient{{Address: "w@contoso.com", Status: queue.Rejected, Connector: "To Fabrikam 2"}}},
+		}
+		for _, m := range msgs {
+			if err := w.Enqueue(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for query, want := range map[string]string{
+			"?connector=Contoso+Bank":  "in1",
+			"?connector=contoso+bank":  "in1",
+			"?connector=TO+FABRIKAM":   "out1",
+			"?connector=To%25":         "",
+			"?connector=Nobody":        "",
+			"":                         "none out1 in1",
+			"?connector=To+Fabrikam+2": "none",
+		} {
+			r := viewer.do("GET", "/messages"+query, "")
+			var out struct {
+				Messages []struct {
+					ID string `json:"id"`
+				} `json:"messages"`
+			}
+			if err := json.Unmarshal(r.Body, &out); err != nil || r.Status != 200 {
+				t.Fatalf("GET /messages%s: %d %s", query, r.Status, r.Body)
+			}
+			var ids []string
+			for _, m := range out.Messages {
+				ids = append(ids, m.ID)
+			}
+			if got := strings.Join(ids, " "); got != want {
+				t.Errorf("GET /messages%s = %q, want %q", query, got, want)
+			}
+		}
+		r := viewer.do("GET", "/messages?conector=Contoso+Bank", "")
+		if r.Status != 400 || !strings.Contains(string(r.Body), "conector") || !strings.Contains(string(r.Body), "connector") {
+			t.Fatalf("misspelt parameter: %d %s", r.Status, r.Body)
+		}
+	})
+}

@@ -119,91 +119,40 @@ func (s *Server) routeTest(w http.ResponseWriter, r *http.Request) {
 		client.CertNames = []string{strings.ToLower(req.ClientCertName)}
 	}
 	ix := s.live.Index()
-	sd := relay.DecideSender(ix, client, strings.Trim(strings.TrimSpace(req.Sender), "<>"))
-	resp := routeTestResponse{Accepted: true, Attribution: sd.Attribution.Reason, Routes: []routeTestRoute{}, Rules: []routeTestRule{}}
-	if sd.Attribution.Connector != nil {
-		resp.InboundConnector = sd.Attribution.Connector.Name
+	recipients := make([]string, len(req.Recipients))
+	for i, rc := range req.Recipients {
+		recipients[i] = strings.Trim(strings.TrimSpace(rc), "<>")
 	}
-	if sd.Refusal != nil {
-		resp.Accepted, resp.Reply = false, sd.Refusal.String()
-		resp.Attribution = sd.Detail
+	v := relay.Explain(ix, relay.Trial{Client: client, Sender: strings.Trim(strings.TrimSpace(req.Sender), "<>"),
+		Recipients: recipients, Header: header, Size: size, Now: time.Now()})
+	resp := routeTestResponse{Accepted: v.Accepted, Reply: v.Reply, Attribution: v.Sender.Attribution.Reason,
+		Routes: []routeTestRoute{}, Rules: []routeTestRule{}}
+	if c := v.Sender.Attribution.Connector; c != nil {
+		resp.InboundConnector = c.Name
+	}
+	if v.RefusedAt == "sender" {
+		resp.Attribution = v.Sender.Detail
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	// The recipients accepted at RCPT; the rules look at those only, as
-	// the relay's do after DATA.
-	var decisions []relay.RecipientDecision
-	var accepted []int
-	for _, rc := range req.Recipients {
-		d := relay.DecideRecipient(ix, sd.Attribution, client, sd.Domain, strings.Trim(strings.TrimSpace(rc), "<>"))
-		route := routeTestRoute{Recipient: d.Address, Accepted: d.Refusal == nil, Reason: d.Reason, NextHops: []string{}}
-		if d.Refusal != nil {
-			route.Reply = d.Refusal.String()
-			if resp.Accepted {
-				resp.Accepted, resp.Reply = false, d.Refusal.String()
-			}
-		} else {
-			accepted = append(accepted, len(resp.Routes))
+	for _, rv := range v.Recipients {
+		route := routeTestRoute{Recipient: rv.Decision.Address, Accepted: rv.Status == "accepted" || rv.Status == "deferred", Rejected: rv.Status == "rejected",
+			Reply: rv.Reply, Reason: rv.Reason, NextHops: []string{}, Rules: ruleTrace(rv.Trace)}
+		if rv.Rule != "" {
+			name := rv.Rule
+			route.Rule = &name
 		}
-		decisions = append(decisions, d)
+		if rv.Status == "accepted" {
+			s.describeRoute(r.Context(), rv.Decision, &route)
+		}
 		resp.Routes = append(resp.Routes, route)
 	}
-	msg := rules.Message{Sender: sd.From, ClientIP: client.IP, Header: header, Size: size}
-	if c := sd.Attribution.Connector; c != nil {
-		msg.InboundConnector = c.Name
-		msg.FromOrganization = c.Spec.ConnectorType == connector.OnPremises
-	}
-	rcpts := make([]rules.Recipient, len(accepted))
-	for i, k := range accepted {
-		_, ours := ix.Accepted(decisions[k].Domain)
-		rcpts[i] = rules.Recipient{Address: decisions[k].Address, InOrganization: ours}
-	}
-	outcomes := ix.Rules().Explain(time.Now(), &msg, rcpts)
-	var firstReject *rules.Rejection
-	rejected := 0
-	for i, k := range accepted {
-		o, d, route := &outcomes[i], decisions[k], &resp.Routes[k]
-		route.Rules = ruleTrace(o.Trace)
-		switch {
-		case o.Reject != nil:
-			rejected++
-			if firstReject == nil {
-				firstReject = o.Reject
-			}
-			name := o.Reject.Rule
-			route.Accepted, route.Rejected, route.Rule = false, true, &name
-			route.Reply = o.Reject.Reject.String()
-			route.Reason = fmt.Sprintf("rejected by mail flow rule %q: %s", name, route.Reply)
-			continue
-		case o.Route != nil:
-			name := o.Route.Rule
-			if rt, ok := ix.RouteVia(o.Route.ConnectorID, name); ok {
-				d.Route = rt
-				route.Rule = &name
-				break
-			}
-			note := fmt.Sprintf("mail flow rule %q routes through outbound connector %d, which cannot carry mail now; on_error %s", name, o.Route.ConnectorID, o.Route.OnError)
-			if o.Route.OnError != rules.Ignore {
-				route.Rule, route.Reason = &name, note
-				route.Reply = "451 4.4.0 deferred: " + note
-				continue
-			}
-			d.Route.Reason += " (" + note + ")"
+	for _, m := range v.Rules {
+		e := routeTestRule{Name: m.Name, Mode: m.Mode, Matched: m.Matched, Applied: m.Applied, Detail: m.Detail}
+		if len(m.PerRecipient) > 0 {
+			e.Detail = strings.Join(m.PerRecipient, "; ")
 		}
-		route.Reason = d.Route.Reason
-		s.describeRoute(r.Context(), d, route)
-	}
-	resp.Rules = mergeRuleTraces(rcpts, outcomes)
-	switch {
-	case rejected > 0 && rejected == len(accepted):
-		// Every recipient rejected: the relay answers DATA with the
-		// first recipient's rule's reply and queues nothing.
-		resp.Accepted, resp.Reply = false, firstReject.Reject.String()
-	case !resp.Accepted:
-	case rejected > 0:
-		resp.Reply = fmt.Sprintf("250 2.0.0 the message would be accepted; %d recipient(s) rejected by mail flow rules would get a DSN", rejected)
-	default:
-		resp.Reply = "250 2.1.5 every recipient would be accepted"
+		resp.Rules = append(resp.Rules, e)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -248,36 +197,6 @@ func ruleTrace(trace []rules.RuleResult) []routeTestRule {
 	out := make([]routeTestRule, len(trace))
 	for i, t := range trace {
 		out[i] = routeTestRule{Name: t.Name, Mode: t.Mode, Matched: t.Matched, Applied: t.Applied, Detail: t.Detail}
-	}
-	return out
-}
-
-// mergeRuleTraces is the route test's "rules" list: one entry per rule of
-// the set, in priority order, matched (applied) when it matched (was
-// applied) for some recipient, with the detail all recipients share or,
-// when theirs differ, each recipient's ("a@x: …; b@y: …").
-func mergeRuleTraces(rcpts []rules.Recipient, outcomes []rules.Outcome) []routeTestRule {
-	out := []routeTestRule{}
-	if len(outcomes) == 0 {
-		return out
-	}
-	for j, t := range outcomes[0].Trace {
-		e := routeTestRule{Name: t.Name, Mode: t.Mode, Detail: t.Detail}
-		same := true
-		for i := range outcomes {
-			ti := outcomes[i].Trace[j]
-			e.Matched = e.Matched || ti.Matched
-			e.Applied = e.Applied || ti.Applied
-			same = same && ti.Detail == t.Detail
-		}
-		if !same {
-			parts := make([]string, len(outcomes))
-			for i := range outcomes {
-				parts[i] = rcpts[i].Address + ": " + outcomes[i].Trace[j].Detail
-			}
-			e.Detail = strings.Join(parts, "; ")
-		}
-		out = append(out, e)
 	}
 	return out
 }

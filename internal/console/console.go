@@ -90,7 +90,10 @@ func (c *Console) Register(r chi.Router) {
 			r.Get("/domains", c.listDomains)
 			r.Get("/audit", c.auditLog)
 			r.Get("/users", c.listUsers)
-			r.Get("/rules", c.listRules) // mail flow rules (rules.go)
+			r.Get("/rules", c.listRules)          // mail flow rules (rules.go)
+			r.Get("/trace", c.traceSearch)        // message trace (trace.go)
+			r.Get("/trace/{uid}", c.traceMessage) // one message's timeline (trace.go)
+			r.Get("/route-test", c.routeTest)     // route test, a read-only query (routetest.go)
 
 			r.Group(func(r chi.Router) {
 				r.Use(c.requireAdmin)

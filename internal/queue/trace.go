@@ -78,6 +78,9 @@ type TraceFilter struct {
 	Sender    string // exact address, or "@domain" for a whole domain
 	Recipient string // exact address, or "@domain"
 	Status    Status
+	// Connector matches the inbound connector's name or any recipient's
+	// outbound connector's name, case-insensitively.
+	Connector string
 	From, To  time.Time // received at, inclusive from, exclusive to
 	BeforeID  int64     // pagination: only messages older than this internal id
 	Limit     int
@@ -128,6 +131,9 @@ func SearchTrace(ctx context.Context, st *store.Store, f TraceFilter) ([]Trace, 
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+	}
+	if name := strings.ToLower(strings.TrimSpace(f.Connector)); name != "" {
+		q = q.Where("(LOWER(inbound_connector) = ? OR id IN (SELECT message_id FROM message_recipients WHERE LOWER(connector) = ?))", name, name)
 	}
 	if !f.From.IsZero() {
 		q = q.Where("received_at >= ?", Micros(f.From))
