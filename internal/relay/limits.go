@@ -77,7 +77,11 @@ func (e *errorLimit) limitText() string {
 // recipientEvent reports whether typ is one of the per-recipient events
 // maxRecipientEvents bounds.
 func recipientEvent(typ string) bool {
-	return typ == "recipient_accepted" || typ == "recipient_rejected"
+	switch typ {
+	case "recipient_accepted", "recipient_rejected", "rule", "rule_audit", "rule_rejected":
+		return true
+	}
+	return false
 }
 
 // summaryEvents are the events that stand for those left out of a trace.
@@ -86,6 +90,9 @@ func (tx *transaction) summaryEvents() []queue.Event {
 	for _, k := range []struct{ typ, what string }{
 		{"recipient_rejected", "refused recipients"},
 		{"recipient_accepted", "accepted recipients (see the recipients)"},
+		{"rule", "recipients routed by mail flow rules (see the recipients)"},
+		{"rule_audit", "audit rule matches"},
+		{"rule_rejected", "recipients rejected by mail flow rules (see the recipients)"},
 	} {
 		if n := tx.omitted[k.typ]; n > 0 {
 			out = append(out, queue.Event{At: tx.lastEvent, Type: "events_omitted",

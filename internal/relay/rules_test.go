@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -126,6 +127,27 @@ func TestRelayAppliesMailFlowRules(t *testing.T) {
 			h.st.DB().Raw(`SELECT count(*) FROM messages WHERE status = 'queued' AND uid = ?`, rows[len(rows)-1].UID).Scan(&queued)
 			if queued != 0 {
 				t.Fatal("a message rules rejected was queued")
+			}
+
+			// Rule events count against the per-recipient bound of the trace
+			// (an attacker's 500 recipients cannot write 500 audit events
+			// each); what is left out is counted in a summary event.
+			many := make([]string, 150)
+			for i := range many {
+				many[i] = fmt.Sprintf("r%d@other.test", i)
+			}
+			r = send(c, "alice@contoso.com", many, "")
+			if !r.accepted() {
+				t.Fatalf("a message to 150 recipients: %+v", r)
+			}
+			uid = uidOf(t, r.dataText)
+			var perRecipient, audits int64
+			h.st.DB().Raw(`SELECT count(*) FROM message_events e JOIN messages m ON m.id = e.message_id WHERE m.uid = ?
+			AND e.type IN ('recipient_accepted', 'rule_audit')`, uid).Scan(&perRecipient)
+			h.st.DB().Raw(`SELECT count(*) FROM message_events e JOIN messages m ON m.id = e.message_id WHERE m.uid = ?
+			AND e.type = 'events_omitted' AND e.detail = '… and 150 more audit rule matches'`, uid).Scan(&audits)
+			if perRecipient > 100 || audits != 1 {
+				t.Fatalf("150 recipients matching an audit rule: %d per-recipient events kept, %d summaries of the audit matches", perRecipient, audits)
 			}
 
 			// Some rejected: accepted; the rejected one is marked to bounce.
