@@ -68,12 +68,6 @@ type routeTestResponse struct {
 	Rules []routeTestRule `json:"rules"`
 }
 
-// Limits of a route test's header fields.
-const (
-	maxTestHeaders     = 100
-	maxTestHeaderValue = 8 << 10
-)
-
 // routeTest answers which inbound connector and which outbound route the
 // relay would apply, and why — through the same decisions the relay makes.
 // The client certificate name is taken as verified.
@@ -158,39 +152,14 @@ func (s *Server) routeTest(w http.ResponseWriter, r *http.Request) {
 }
 
 // testHeader builds the header section of a route test from its fields,
-// in name order; it says what is wrong when a field cannot be one.
+// in name order (relay.TrialHeader).
 func testHeader(fields map[string]string) ([]byte, string) {
-	if len(fields) > maxTestHeaders {
-		return nil, fmt.Sprintf("at most %d header fields", maxTestHeaders)
+	list := make([]relay.HeaderField, 0, len(fields))
+	for n, v := range fields {
+		list = append(list, relay.HeaderField{Name: n, Value: v})
 	}
-	names := make([]string, 0, len(fields))
-	for n := range fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, n := range names {
-		if n == "" || len(n) > rules.MaxHeaderNameLen {
-			return nil, fmt.Sprintf("%q is not a header field name: use 1 to %d letters, digits and dashes, like X-Classification", n, rules.MaxHeaderNameLen)
-		}
-		for i := 0; i < len(n); i++ {
-			if c := n[i]; c <= ' ' || c > '~' || c == ':' {
-				return nil, fmt.Sprintf("%q is not a header field name: use letters, digits and dashes, like X-Classification", n)
-			}
-		}
-		v := fields[n]
-		switch {
-		case len(v) > maxTestHeaderValue:
-			return nil, fmt.Sprintf("the value of %s is longer than %d bytes", n, maxTestHeaderValue)
-		case strings.ContainsAny(v, "\r\n\x00"):
-			return nil, fmt.Sprintf("the value of %s must be one line, without line breaks", n)
-		}
-		b.WriteString(n)
-		b.WriteString(": ")
-		b.WriteString(v)
-		b.WriteString("\r\n")
-	}
-	return []byte(b.String()), ""
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return relay.TrialHeader(list)
 }
 
 func ruleTrace(trace []rules.RuleResult) []routeTestRule {

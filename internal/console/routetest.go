@@ -15,16 +15,12 @@ import (
 	"github.com/flowgate/flowgate/internal/liveconfig"
 	"github.com/flowgate/flowgate/internal/relay"
 	"github.com/flowgate/flowgate/internal/routing"
-	"github.com/flowgate/flowgate/internal/rules"
 	"github.com/flowgate/flowgate/web"
 )
 
-// Limits of a route test, as the API's (internal/api/routetest.go).
-const (
-	maxTestRecipients  = 100
-	maxTestHeaders     = 100
-	maxTestHeaderValue = 8 << 10
-)
+// maxTestRecipients bounds a route test's recipients, as the API's does
+// (header fields: relay.TrialHeader).
+const maxTestRecipients = 100
 
 // routeTestInput is the route test form read from the query string.
 type routeTestInput struct {
@@ -118,43 +114,21 @@ func looksLikeAddress(a string) bool {
 }
 
 // parseTestHeaders reads the header lines ("Name: value", one a line,
-// blank lines skipped) into a header section for the rules.
+// blank lines skipped) into a header section for the rules
+// (relay.TrialHeader checks the fields).
 func parseTestHeaders(text string) ([]byte, string) {
-	var b strings.Builder
-	n := 0
+	var fields []relay.HeaderField
 	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		if n++; n > maxTestHeaders {
-			return nil, fmt.Sprintf("At most %d header lines.", maxTestHeaders)
-		}
 		name, value, ok := strings.Cut(line, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" {
-			return nil, fmt.Sprintf("%q is not a header line: write it as Name: value, like X-Classification: confidential.", clipText(line, 60))
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Sprintf("%q is not a header line: write it as Name: value, like X-Classification: confidential", clipText(line, 60))
 		}
-		if len(name) > rules.MaxHeaderNameLen {
-			return nil, fmt.Sprintf("The header name %q is longer than %d characters.", clipText(name, 40), rules.MaxHeaderNameLen)
-		}
-		for i := 0; i < len(name); i++ {
-			if c := name[i]; c <= ' ' || c > '~' {
-				return nil, fmt.Sprintf("%q is not a header name: use letters, digits and dashes, like X-Classification.", clipText(name, 40))
-			}
-		}
-		value = strings.TrimSpace(value)
-		if len(value) > maxTestHeaderValue {
-			return nil, fmt.Sprintf("The value of %s is longer than %d bytes.", name, maxTestHeaderValue)
-		}
-		if strings.ContainsRune(value, 0) {
-			return nil, fmt.Sprintf("The value of %s holds a NUL character.", name)
-		}
-		b.WriteString(name)
-		b.WriteString(": ")
-		b.WriteString(value)
-		b.WriteString("\r\n")
+		fields = append(fields, relay.HeaderField{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
 	}
-	return []byte(b.String()), ""
+	return relay.TrialHeader(fields)
 }
 
 func clipText(s string, n int) string {

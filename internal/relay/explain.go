@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connector"
@@ -165,4 +166,46 @@ func mergeRule(rcpts []rules.Recipient, outcomes []rules.Outcome, j int) MergedR
 		}
 	}
 	return m
+}
+
+// HeaderField is one header field of a Trial, as the route test takes it.
+type HeaderField struct{ Name, Value string }
+
+// Bounds of a Trial's header fields.
+const (
+	MaxTrialHeaders     = 100
+	MaxTrialHeaderValue = 8 << 10
+)
+
+// TrialHeader builds a Trial's header section from its fields, in the
+// order given, or says what is wrong with the first field that cannot be
+// one. The API's and the console's route tests read their fields through
+// it.
+func TrialHeader(fields []HeaderField) ([]byte, string) {
+	if len(fields) > MaxTrialHeaders {
+		return nil, fmt.Sprintf("at most %d header fields", MaxTrialHeaders)
+	}
+	var b strings.Builder
+	for _, f := range fields {
+		n, v := f.Name, f.Value
+		if n == "" || len(n) > rules.MaxHeaderNameLen {
+			return nil, fmt.Sprintf("%q is not a header field name: use 1 to %d letters, digits and dashes, like X-Classification", clip(n, 40), rules.MaxHeaderNameLen)
+		}
+		for i := 0; i < len(n); i++ {
+			if c := n[i]; c <= ' ' || c > '~' || c == ':' {
+				return nil, fmt.Sprintf("%q is not a header field name: use letters, digits and dashes, like X-Classification", clip(n, 40))
+			}
+		}
+		switch {
+		case len(v) > MaxTrialHeaderValue:
+			return nil, fmt.Sprintf("the value of %s is longer than %d bytes", n, MaxTrialHeaderValue)
+		case strings.ContainsAny(v, "\r\n\x00"):
+			return nil, fmt.Sprintf("the value of %s must be one line, without line breaks or NUL", n)
+		}
+		b.WriteString(n)
+		b.WriteString(": ")
+		b.WriteString(v)
+		b.WriteString("\r\n")
+	}
+	return []byte(b.String()), ""
 }
