@@ -99,7 +99,7 @@ func LoadRouting(ctx context.Context, st *store.Store) (routing.Config, error) {
 		case r.Inbound != nil:
 			cfg.Inbound = append(cfg.Inbound, routing.Inbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *r.Inbound})
 		case r.Outbound != nil:
-			cfg.Outbound = append(cfg.Outbound, routing.Outbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *r.Outbound})
+			cfg.Outbound = append(cfg.Outbound, routing.Outbound{ID: r.ID, Name: r.Name, Revision: r.Revision, Spec: *r.Outbound, Held: r.Held})
 		}
 	}
 	return cfg, nil

@@ -121,6 +121,7 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			}
 			event("attempt", "%s via %s: host %s [%s], %s%s: %s (by %s)", addresses(g.rcpts), g.target.Via, a.Host, a.Addr, tlsInfo, note, a.Reply, wk.owner)
 		}
+		viaTLS := len(res.Attempts) > 0 && res.Attempts[len(res.Attempts)-1].TLSVersion != ""
 		byAddr := map[string]delivery.RcptResult{}
 		for _, r := range res.Rcpts {
 			byAddr[r.Address] = r
@@ -131,6 +132,7 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 			switch {
 			case r.Delivered:
 				rc.setReply(Delivered, r.Reply)
+				rc.viaTLS = viaTLS
 			case r.Reply.Permanent():
 				rc.setReply(Bounced, r.Reply)
 			default:

@@ -53,7 +53,8 @@ type recipientRow struct {
 	RuleConnectorID *int64
 	RuleOnError     string
 
-	reply smtpreply.Reply // this delivery pass's reply, typed (not stored; LastReply is its text)
+	reply  smtpreply.Reply // this delivery pass's reply, typed (not stored; LastReply is its text)
+	viaTLS bool            // this pass delivered it over TLS (not stored; for the connector statistics)
 }
 
 func (recipientRow) TableName() string { return "message_recipients" }

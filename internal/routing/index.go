@@ -42,7 +42,10 @@ type Outbound struct {
 	Name     string
 	Revision int
 	Spec     connector.OutboundSpec
-	parsed   connector.ParsedOutbound
+	// Held is set while an admin holds the connector (SPEC 3.6): its mail
+	// is routed to it and queued as usual, but not attempted.
+	Held   bool
+	parsed connector.ParsedOutbound
 }
 
 // Parsed returns the typed fields of the connector.

@@ -106,6 +106,7 @@ type ActiveRevision struct {
 	ID       int64
 	Name     string
 	Revision int
+	Held     bool // an outbound connector on hold (SPEC 3.6)
 	Inbound  *connector.InboundSpec
 	Outbound *connector.OutboundSpec
 }
@@ -120,8 +121,9 @@ func (s *Store) ActiveRevisions(ctx context.Context) ([]ActiveRevision, error) {
 		Name      string
 		Revision  int
 		Spec      string
+		Held      bool
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT c.id, c.direction, c.name, r.revision, r.spec FROM connectors c
+	err := s.db.WithContext(ctx).Raw(`SELECT c.id, c.direction, c.name, r.revision, r.spec, c.held_at IS NOT NULL AS held FROM connectors c
 		JOIN connector_revisions r ON r.connector_id = c.id AND r.revision = c.active_revision
 		WHERE c.deleted_at IS NULL AND c.enabled
 		ORDER BY c.id`).Scan(&rows).Error
@@ -134,7 +136,7 @@ func (s *Store) ActiveRevisions(ctx context.Context) ([]ActiveRevision, error) {
 		if err != nil {
 			return nil, err
 		}
-		a := ActiveRevision{ID: r.ID, Name: r.Name, Revision: r.Revision}
+		a := ActiveRevision{ID: r.ID, Name: r.Name, Revision: r.Revision, Held: r.Held}
 		switch sp := spec.(type) {
 		case *connector.InboundSpec:
 			a.Inbound = sp
