@@ -23,6 +23,7 @@ import (
 	"github.com/flowgate/flowgate/internal/connector"
 	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/liveconfig"
+	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/rules"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/validation"
@@ -40,6 +41,14 @@ type Server struct {
 	validation *validation.Service
 	// traceRetention bounds a rule preview's window; 0: the default.
 	traceRetention time.Duration
+	// queue is the queue's controls; nil: unavailable (503).
+	queue *queue.Control
+}
+
+// WithQueue lets the API act on the queue through ctl.
+func (s *Server) WithQueue(ctl *queue.Control) *Server {
+	s.queue = ctl
+	return s
 }
 
 // New returns an API server over st. live answers route tests; resolver,
@@ -70,6 +79,11 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/{id}/activate", h.activate)
 			r.Get("/{id}/validations", h.listValidations)
 			r.Get("/{id}/validations/{vid}", h.getValidation)
+			if dir == connector.Outbound {
+				r.Post("/{id}/hold", s.holdConnector(true))
+				r.Post("/{id}/release", s.holdConnector(false))
+				r.Post("/{id}/reroute", s.rerouteConnector)
+			}
 		})
 	}
 	r.Route("/accepted-domains", func(r chi.Router) {
@@ -87,6 +101,10 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.Get("/messages", s.searchMessages)
 	r.Get("/messages/{id}", s.getMessage)
+	r.Post("/messages/{id}/retry", s.retryMessage)
+	r.Post("/messages/{id}/bounce", s.bounceMessage)
+	r.Delete("/messages/{id}", s.deleteMessage)
+	r.Get("/queue", s.queueSummary)
 	r.Post("/route-test", s.routeTest)
 	return r
 }

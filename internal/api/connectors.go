@@ -70,6 +70,13 @@ func connectorJSON(c *store.Connector) map[string]any {
 	out["validated_revision"] = c.ValidatedRevision
 	out["created_at"] = c.CreatedAt.UTC().Format(time.RFC3339)
 	out["updated_at"] = c.UpdatedAt.UTC().Format(time.RFC3339)
+	if c.Direction == connector.Outbound {
+		out["held"] = c.HeldAt != nil
+		if c.HeldAt != nil {
+			out["held_at"] = c.HeldAt.UTC().Format(time.RFC3339)
+			out["held_by"] = c.HeldBy
+		}
+	}
 	out["last_validation"] = nil
 	if lv := c.LastValidation; lv != nil {
 		out["last_validation"] = map[string]any{"id": lv.ID, "revision": lv.Revision, "status": lv.Status, "finished_at": lv.At.UTC().Format(time.RFC3339)}

@@ -182,7 +182,7 @@ func Serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Handler: NewHandler(HTTPDeps{
 			Store: st, Live: live, Resolver: client.Resolver, Metrics: httpMetrics, Log: log, Validation: validator,
 			Writer: writer, MinFree: cfg.MaxMessageSize, AllowedHosts: allowedHosts(cfg), Security: sec,
-			TraceRetention: cfg.TraceRetention,
+			TraceRetention: cfg.TraceRetention, Queue: queue.NewControl(workers),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -258,6 +258,9 @@ type HTTPDeps struct {
 	// TraceRetention is how long the trace is kept: the longest window of
 	// a rule preview (0: the API's default, 90 days).
 	TraceRetention time.Duration
+	// Queue is the queue's controls (hold, retry, bounce, ...); nil: the
+	// API answers 503 and the console hides them.
+	Queue *queue.Control
 }
 
 // NewHandler is flowgate's whole HTTP surface: health, API, metrics (when
@@ -270,7 +273,7 @@ func NewHandler(d HTTPDeps) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	r.Handle("/readyz", readiness{st: st, writer: d.Writer, minFree: d.MinFree})
-	r.Mount("/api/v1", api.New(st, live, resolver, log).WithValidation(d.Validation).WithTraceRetention(d.TraceRetention).Handler())
+	r.Mount("/api/v1", api.New(st, live, resolver, log).WithValidation(d.Validation).WithTraceRetention(d.TraceRetention).WithQueue(d.Queue).Handler())
 	if metrics != nil {
 		r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}

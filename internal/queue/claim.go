@@ -18,6 +18,12 @@ func (wk *Workers) claim(ctx context.Context, n int) ([]*job, error) {
 		return nil, err
 	}
 	wk.claimed.Add(int64(len(rows)))
+	return wk.load(ctx, rows)
+}
+
+// load registers claimed messages as in flight and loads their
+// recipients and content, in three statements for the whole batch.
+func (wk *Workers) load(ctx context.Context, rows []messageRow) ([]*job, error) {
 	ids := make([]int64, len(rows))
 	jobs := make(map[int64]*job, len(rows))
 	out := make([]*job, len(rows))

@@ -84,6 +84,10 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 	}
 	for _, key := range order {
 		g := groups[key]
+		if g.route.Kind == routing.ViaConnector && g.route.Connector.Held {
+			holdGroup(msg, g, p, event)
+			continue
+		}
 		if !g.deliverable {
 			p.attempted = true
 			for _, rc := range g.rcpts {
@@ -145,6 +149,34 @@ func (wk *Workers) process(ctx context.Context, j *job) (out *outcome) {
 		o.chunkedUID = msg.UID
 	}
 	return o
+}
+
+// heldRecheck is how long a message waiting for a held connector waits
+// before a delivery pass looks at it again (and notes the hold in its
+// trace once more); a release makes it due at once.
+const heldRecheck = time.Hour
+
+// holdGroup leaves recipients routed to a held connector waiting (SPEC
+// 3.6): no attempt, no backoff, due again after heldRecheck or when the
+// message would expire. Held mail still counts against the queue lifetime:
+// once it has run out they bounce like any expired recipient.
+func holdGroup(msg *messageRow, g *group, p *pass, event func(typ, format string, args ...any)) {
+	name := g.route.Connector.Name
+	now := time.Now()
+	if msg.ExpiresAt != nil && Micros(now) >= *msg.ExpiresAt {
+		for _, rc := range g.rcpts {
+			rc.setReply(Deferred, smtpreply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: fmt.Sprintf("outbound connector %q was on hold", name)})
+		}
+		return
+	}
+	wait := heldRecheck
+	if msg.ExpiresAt != nil {
+		if left := FromMicros(*msg.ExpiresAt).Sub(now) + time.Second; left < wait {
+			wait = left
+		}
+	}
+	p.postpone(wait)
+	event("held", "%s: outbound connector %q is on hold; not attempted until it is released", addresses(g.rcpts), name)
 }
 
 func finalStatus(bounced bool) Status {

@@ -30,6 +30,9 @@ type connectorRow struct {
 	LastValidationRevision *int
 	LastValidationStatus   *string
 	LastValidationAt       *time.Time
+
+	HeldAt *time.Time // on hold since (SPEC 3.6); nil: not held
+	HeldBy string
 }
 
 func (connectorRow) TableName() string { return "connectors" }
@@ -69,6 +72,11 @@ type Connector struct {
 	Spec              connector.Spec // settings of the newest revision
 
 	LastValidation *LastValidation // the newest validation run, if any
+
+	// HeldAt is when an admin put the outbound connector on hold (SPEC
+	// 3.6), and HeldBy who; nil while it is not held.
+	HeldAt *time.Time
+	HeldBy string
 }
 
 // LastValidation summarizes a connector's newest validation run.
@@ -132,7 +140,7 @@ func toConnector(row *connectorRow, spec connector.Spec) *Connector {
 	c := &Connector{
 		ID: row.ID, Direction: connector.Direction(row.Direction), Name: row.Name, Enabled: row.Enabled,
 		Revision: row.LatestRevision, ActiveRevision: row.ActiveRevision, ValidatedRevision: row.ValidatedRevision,
-		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, Spec: spec,
+		CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt, Spec: spec, HeldAt: row.HeldAt, HeldBy: row.HeldBy,
 	}
 	if row.LastValidationID != nil && row.LastValidationRevision != nil && row.LastValidationStatus != nil && row.LastValidationAt != nil {
 		c.LastValidation = &LastValidation{ID: *row.LastValidationID, Revision: *row.LastValidationRevision, Status: *row.LastValidationStatus, At: *row.LastValidationAt}

@@ -36,6 +36,7 @@ type Sink struct {
 	hold       *sinkHold
 	delay      time.Duration
 	srv        *smtp.Server
+	ln         net.Listener // closed by Stop too: Close may run before Serve has taken the listener
 }
 
 type sinkHold struct{ arrived, release chan struct{} }
@@ -84,7 +85,7 @@ func (s *Sink) start(addr string) {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.cert}}
 	}
 	s.mu.Lock()
-	s.srv = srv
+	s.srv, s.ln = srv, ln
 	s.Addr = ln.Addr().String()
 	s.mu.Unlock()
 	go srv.Serve(ln)
@@ -93,11 +94,12 @@ func (s *Sink) start(addr string) {
 // Stop closes the sink (an outage).
 func (s *Sink) Stop() {
 	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
+	srv, ln := s.srv, s.ln
+	s.srv, s.ln = nil, nil
 	s.mu.Unlock()
 	if srv != nil {
 		srv.Close()
+		_ = ln.Close()
 	}
 }
 
