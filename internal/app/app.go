@@ -277,7 +277,7 @@ func NewHandler(d HTTPDeps) http.Handler {
 	if metrics != nil {
 		r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}
-	console.New(st, log.With("component", "console")).WithValidation(d.Validation).WithSecurity(d.Security).Register(r)
+	console.New(st, log.With("component", "console")).WithValidation(d.Validation).WithSecurity(d.Security).WithQueue(d.Queue).Register(r)
 	return hostCheck(d.AllowedHosts, r)
 }
 

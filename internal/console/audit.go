@@ -21,13 +21,15 @@ const auditPageSize = 50
 var (
 	auditObjects = []web.Option{
 		{Value: "connector", Label: "Connectors"}, {Value: "rule", Label: "Mail flow rules"}, {Value: "accepted_domain", Label: "Accepted domains"},
-		{Value: "user", Label: "Users"}, {Value: "api_token", Label: "API tokens"},
+		{Value: "user", Label: "Users"}, {Value: "api_token", Label: "API tokens"}, {Value: "message", Label: "Queued messages"},
 	}
 	auditActions = []web.Option{
 		{Value: "create", Label: "Created or added"}, {Value: "update", Label: "Changed"},
 		{Value: "validate", Label: "Validated"}, {Value: "activate", Label: "Activated"},
 		{Value: "enable", Label: "Turned on"}, {Value: "disable", Label: "Turned off"}, {Value: "move", Label: "Moved"},
 		{Value: "delete", Label: "Deleted or removed"}, {Value: "revoke", Label: "Revoked"},
+		{Value: "hold", Label: "Held"}, {Value: "release", Label: "Released"}, {Value: "reroute", Label: "Re-routed"},
+		{Value: "retry", Label: "Retried"}, {Value: "bounce", Label: "Bounced"},
 	}
 	auditActorPattern = regexp.MustCompile(`^(user|token|system):.+$`)
 )

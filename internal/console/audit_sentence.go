@@ -3,6 +3,7 @@ package console
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -132,6 +133,8 @@ func describeAudit(e store.AuditEntry, live map[int64]*store.Connector, specs ma
 		}
 	case "rule": // mail flow rules: rules_audit.go
 		describeRuleAudit(&row, s, e, d, live)
+	case "message": // the queue's per-message actions
+		describeMessageAudit(&row, s, e, d)
 	default:
 		describeOther(&row, s, e, d)
 	}
@@ -199,6 +202,15 @@ func describeConnector(row *web.AuditLogRow, s *sentence, e store.AuditEntry, d 
 		}
 	case "activate":
 		s.text("activated revision %d of %s", rev, the).name(e.ObjectName, href).text(": it carries mail now")
+	case "hold":
+		s.text("held %s", the).name(e.ObjectName, href).text(": its mail is queued but not attempted until released")
+	case "release":
+		s.text("released %s", the).name(e.ObjectName, href).text(" from hold")
+		if since := d.str("held_since"); since != "" {
+			s.text(" (held since %s by %s)", since, who(d.str("held_by")))
+		}
+	case "reroute":
+		s.text("re-routed the waiting mail of %s", the).name(e.ObjectName, href).text(": %d recipient(s) routed again under today's connectors", d.int("rerouted"))
 	case "validate":
 		s.text("validated revision %d of %s", rev, the).name(e.ObjectName, href).text(": ")
 		status := d.str("status")
@@ -304,4 +316,26 @@ func listChange(field string, before, after []any) web.AuditChange {
 
 func change(l diffLine) web.AuditChange {
 	return web.AuditChange{Field: l.Field, Old: shorten(l.Old), New: shorten(l.New), OldFull: l.Old, NewFull: l.New}
+}
+
+// describeMessageAudit tells the queue's per-message actions.
+func describeMessageAudit(row *web.AuditLogRow, s *sentence, e store.AuditEntry, d auditDetail) {
+	href := "/trace/" + url.PathEscape(e.ObjectName)
+	switch e.Action {
+	case "retry":
+		s.text("asked for message ").object(e.ObjectName, href).text(" to be tried now")
+	case "bounce":
+		s.text("returned message ").object(e.ObjectName, href).text(" to its sender %s", orNone(d.str("sender")))
+		if r := d.str("recipients"); r != "" {
+			s.text(", giving up %s", r)
+		}
+		if dsn := d.str("dsn"); dsn != "" {
+			s.text("; the DSN is message ").object(dsn, "/trace/"+url.PathEscape(dsn))
+		}
+	case "delete":
+		s.text("deleted message ").object(e.ObjectName, "").text(" from the queue without a DSN: from %s to %s, received %s",
+			orNone(d.str("sender")), orNone(d.str("recipients")), orNone(d.str("received_at")))
+	default:
+		describeOther(row, s, e, d)
+	}
 }

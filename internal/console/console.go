@@ -21,6 +21,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/validation"
 	"github.com/flowgate/flowgate/static"
@@ -39,6 +40,7 @@ type Console struct {
 	validation *validation.Service // nil: no Validate pages
 	throttle   *signInThrottle
 	security   Security
+	queue      *queue.Control // nil: the queue page has no controls
 }
 
 // New returns the console over st.
@@ -94,6 +96,7 @@ func (c *Console) Register(r chi.Router) {
 			r.Get("/trace", c.traceSearch)        // message trace (trace.go)
 			r.Get("/trace/{uid}", c.traceMessage) // one message's timeline (trace.go)
 			r.Get("/route-test", c.routeTest)     // route test, a read-only query (routetest.go)
+			r.Get("/queue", c.queuePage)          // the queue and its controls (queue.go)
 
 			r.Group(func(r chi.Router) {
 				r.Use(c.requireAdmin)
@@ -116,6 +119,14 @@ func (c *Console) Register(r chi.Router) {
 				r.Post("/tokens", c.createToken)
 				r.Post("/tokens/{id}/revoke", c.revokeToken)
 				// Mail flow rules (rules.go).
+				r.Post("/queue/connectors/{id}/hold", c.holdConnector(true))
+				r.Post("/queue/connectors/{id}/release", c.holdConnector(false))
+				r.Post("/queue/connectors/{id}/reroute", c.rerouteConnector)
+				r.Post("/queue/messages/{uid}/retry", c.retryMessage)
+				r.Get("/queue/messages/{uid}/bounce", c.confirmMessageAction("bounce"))
+				r.Post("/queue/messages/{uid}/bounce", c.bounceMessage)
+				r.Get("/queue/messages/{uid}/delete", c.confirmMessageAction("delete"))
+				r.Post("/queue/messages/{uid}/delete", c.deleteMessage)
 				r.Get("/rules/new", c.newRule)
 				r.Post("/rules/new", c.createRule)
 				r.Get("/rules/{id}/edit", c.editRule)

@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/delivery"
 	"github.com/flowgate/flowgate/internal/liveconfig"
+	"github.com/flowgate/flowgate/internal/queue"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/validation"
 )
@@ -33,7 +35,11 @@ func Serve(t testing.TB, st *store.Store, o Options) *httptest.Server {
 		t.Fatal(err)
 	}
 	go live.Run(ctx)
-	h := app.NewHandler(app.HTTPDeps{Store: st, Live: live, Metrics: prometheus.NewRegistry(), Log: log, Validation: o.Validation})
+	// The queue's controls over workers that do not run: waiting mail
+	// stays waiting, for the queue pages to act on.
+	wk := queue.NewWorkers(st, live, &delivery.Client{Hostname: "gw.flowgate.test"}, queue.WorkerConfig{Hostname: "gw.flowgate.test"}, log)
+	h := app.NewHandler(app.HTTPDeps{Store: st, Live: live, Metrics: prometheus.NewRegistry(), Log: log, Validation: o.Validation,
+		Queue: queue.NewControl(wk)})
 	var srv *httptest.Server
 	if o.TLS {
 		srv = httptest.NewTLSServer(h)
