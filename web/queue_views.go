@@ -59,6 +59,7 @@ type QueueMessage struct {
 	Next       *time.Time
 	Expires    *time.Time
 	InFlight   bool
+	Held       bool // every waiting recipient waits for a held connector
 	Recipients []QueueRecipient
 }
 
@@ -74,6 +75,9 @@ type QueueRecipient struct {
 func (m QueueMessage) NextText() string {
 	if m.InFlight {
 		return "being delivered now"
+	}
+	if m.Held {
+		return "held: waits for the release"
 	}
 	if m.Next == nil {
 		return ""

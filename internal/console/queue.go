@@ -61,6 +61,7 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
 	}
 	p := web.QueuePage{Page: c.page(w, r, "Queue", "queue"), Total: sum.Total, Filter: filter, Back: r.URL.RequestURI()}
 	lifetime := c.queue.Lifetime()
+	heldNames := map[string]bool{}
 	for _, row := range sum.Connectors {
 		v := web.QueueRow{ConnectorID: row.ConnectorID, NextHop: row.NextHop, Queued: row.Queued, Deferred: row.Deferred, Held: row.Held,
 			Oldest: row.OldestAt, LastError: row.LastError, HeldSince: row.HeldSince, HeldBy: row.HeldBy, Messages: "/queue?connector=mx"}
@@ -73,6 +74,9 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
 			}
 		} else if connID == 0 {
 			p.FilterName = "without a connector (MX)"
+		}
+		if row.HeldSince != nil {
+			heldNames[v.Connector] = true
 		}
 		if row.Held > 0 && row.ExpiresAt != nil && time.Until(*row.ExpiresAt) < lifetime/4 {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("Held mail of %s reaches the queue lifetime (%s) at %s and then bounces to its senders: release the connector or re-route its mail before then.",
@@ -93,6 +97,10 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			v.Recipients = append(v.Recipients, web.QueueRecipient{Address: rc.Address, Status: string(rc.Status), Connector: rc.Connector, LastReply: rc.LastReply})
+		}
+		v.Held = len(v.Recipients) > 0
+		for _, rc := range v.Recipients {
+			v.Held = v.Held && heldNames[rc.Connector]
 		}
 		p.Messages = append(p.Messages, v)
 	}
