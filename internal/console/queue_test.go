@@ -79,6 +79,8 @@ func TestQueuePageAndActions(t *testing.T) {
 		// Retry.
 		p = b.follow(b.post("/queue/messages/msgone/retry", "back", "/queue"))
 		p.has(t, "Message msgone is being tried now.")
+		b.get("/trace/msgone").has(t, "Retry now", `/queue/messages/msgone/bounce`, `/queue/messages/msgone/delete`)
+		v.get("/trace/msgone").lacks(t, "Retry now", `/queue/messages/msgone/delete`)
 
 		// Bounce: a confirmation first, then the trace of the bounced message.
 		c := b.get("/queue/messages/msgtwo/bounce")
