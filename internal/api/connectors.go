@@ -26,6 +26,10 @@ type readOnly struct {
 	CreatedAt         json.RawMessage `json:"created_at,omitempty"`
 	UpdatedAt         json.RawMessage `json:"updated_at,omitempty"`
 	LastValidation    json.RawMessage `json:"last_validation,omitempty"`
+	// Held, HeldAt and HeldBy change only through .../hold and .../release.
+	Held   json.RawMessage `json:"held,omitempty"`
+	HeldAt json.RawMessage `json:"held_at,omitempty"`
+	HeldBy json.RawMessage `json:"held_by,omitempty"`
 }
 
 type inboundRequest struct {

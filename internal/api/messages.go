@@ -121,7 +121,13 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "some query parameters are invalid", fields)
 		return
 	}
-	t, err := queue.GetTracePage(r.Context(), s.store, chi.URLParam(r, "id"), p)
+	s.writeTrace(w, r, chi.URLParam(r, "id"), p)
+}
+
+// writeTrace answers with the message uid as the trace shows it (one page
+// of its events), with each recipient's rule.
+func (s *Server) writeTrace(w http.ResponseWriter, r *http.Request, uid string, p queue.EventPage) {
+	t, err := queue.GetTracePage(r.Context(), s.store, uid, p)
 	if errors.Is(err, queue.ErrNoMessage) {
 		writeError(w, http.StatusNotFound, "no message with that id", nil)
 		return

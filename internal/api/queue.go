@@ -59,17 +59,7 @@ func (s *Server) messageAction(act func(ctl *queue.Control, r *http.Request, uid
 			s.queueError(w, r, err)
 			return
 		}
-		t, err := queue.GetTracePage(r.Context(), s.store, uid, queue.EventPage{})
-		if err != nil {
-			s.queueError(w, r, err)
-			return
-		}
-		rulesOf, err := s.recipientRules(r, []queue.Trace{*t})
-		if err != nil {
-			s.serverError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, withRules(t, rulesOf[t.ID]))
+		s.writeTrace(w, r, uid, queue.EventPage{})
 	}
 }
 

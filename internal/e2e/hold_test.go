@@ -11,23 +11,22 @@ import (
 	"github.com/flowgate/flowgate/internal/testutil"
 )
 
-// TestHoldReachesSecondProcess: two processes on one PostgreSQL database;
-// a hold made through process A's API stops delivery on process B within
-// a second: every message B accepts from then on is queued and not
-// delivered (B delivers what it accepts itself, from memory). Released
-// through A, the held mail is delivered.
-func TestHoldReachesSecondProcess(t *testing.T) {
+// twoProcessesToAPartner starts two processes on one new PostgreSQL
+// database that relay for Contoso's servers (127.0.0.80/28) to the partner
+// fabrikam.test, whose server is the sink (outbound connector "Partners",
+// id partners); tok is an admin API token, st a store on the database.
+func twoProcessesToAPartner(t *testing.T) (tok string, sink *testutil.Sink, a, b *proc, st *store.Store, partners int64) {
+	t.Helper()
 	dbURL := testutil.PostgresDatabase(t)
 	env := baseEnv{"FLOWGATE_DATA_DIR=" + t.TempDir(), "DATABASE_URL=" + dbURL}
-	tok := env.token(t)
-	sink := testutil.NewSink(t, testutil.SinkOptions{})
-	a, b := start(t, env), start(t, env)
-	st := testutil.OpenStoreWith(t, store.Options{DatabaseURL: dbURL})
-	ctx := context.Background()
-	if _, err := st.CreateAcceptedDomain(ctx, testutil.TestActor, "contoso.com", connector.Authoritative); err != nil {
+	tok = env.token(t)
+	sink = testutil.NewSink(t, testutil.SinkOptions{})
+	a, b = start(t, env), start(t, env)
+	st = testutil.OpenStoreWith(t, store.Options{DatabaseURL: dbURL})
+	if _, err := st.CreateAcceptedDomain(context.Background(), testutil.TestActor, "contoso.com", connector.Authoritative); err != nil {
 		t.Fatal(err)
 	}
-	id := testutil.ActivateConnector(t, st, &connector.OutboundSpec{Common: connector.Common{Name: "Partners", ConnectorType: connector.Partner},
+	partners = testutil.ActivateConnector(t, st, &connector.OutboundSpec{Common: connector.Common{Name: "Partners", ConnectorType: connector.Partner},
 		RecipientDomains: []string{"fabrikam.test"}, SmartHosts: []string{sink.Addr}})
 	testutil.ActivateConnector(t, st, &connector.InboundSpec{Common: connector.Common{Name: "Contoso servers", ConnectorType: connector.OnPremises},
 		SenderIPAddresses: []string{"127.0.0.80/28"}})
@@ -36,6 +35,16 @@ func TestHoldReachesSecondProcess(t *testing.T) {
 			t.Logf("process A:\n%s\nprocess B:\n%s", a.log(), b.log())
 		}
 	})
+	return tok, sink, a, b, st, partners
+}
+
+// TestHoldReachesSecondProcess: two processes on one PostgreSQL database;
+// a hold made through process A's API stops delivery on process B within
+// a second: every message B accepts from then on is queued and not
+// delivered (B delivers what it accepts itself, from memory). Released
+// through A, the held mail is delivered.
+func TestHoldReachesSecondProcess(t *testing.T) {
+	tok, sink, a, b, _, id := twoProcessesToAPartner(t)
 	n := 0
 	send := func(p *proc) string {
 		t.Helper()

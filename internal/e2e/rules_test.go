@@ -780,25 +780,8 @@ func postRule(t *testing.T, p *proc, tok string, rule rules.Rule) (int64, bool) 
 // time is from just before the change is committed to the start of the
 // probe whose reply shows it.
 func TestRuleChangeReachesSecondProcess(t *testing.T) {
-	dbURL := testutil.PostgresDatabase(t)
-	env := baseEnv{"FLOWGATE_DATA_DIR=" + t.TempDir(), "DATABASE_URL=" + dbURL}
-	tok := env.token(t)
-	sink := testutil.NewSink(t, testutil.SinkOptions{})
-	a, b := start(t, env), start(t, env)
-	st := testutil.OpenStoreWith(t, store.Options{DatabaseURL: dbURL})
+	tok, _, a, b, st, _ := twoProcessesToAPartner(t)
 	ctx := context.Background()
-	if _, err := st.CreateAcceptedDomain(ctx, testutil.TestActor, "contoso.com", connector.Authoritative); err != nil {
-		t.Fatal(err)
-	}
-	testutil.ActivateConnector(t, st, &connector.OutboundSpec{Common: connector.Common{Name: "Partners", ConnectorType: connector.Partner},
-		RecipientDomains: []string{"fabrikam.test"}, SmartHosts: []string{sink.Addr}})
-	testutil.ActivateConnector(t, st, &connector.InboundSpec{Common: connector.Common{Name: "Contoso servers", ConnectorType: connector.OnPremises},
-		SenderIPAddresses: []string{"127.0.0.80/28"}})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("process A:\n%s\nprocess B:\n%s", a.log(), b.log())
-		}
-	})
 
 	const target = "probe@fabrikam.test"
 	const text = "Blocked by a rule made elsewhere"
