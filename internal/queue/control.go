@@ -265,7 +265,10 @@ type WaitingMessage struct {
 // next page (0: none).
 func ListWaiting(ctx context.Context, st *store.Store, connectorID, afterID int64, limit int) (list []WaitingMessage, next int64, err error) {
 	db := st.DB().WithContext(ctx)
-	q := db.Model(&messageRow{}).Where("status IN ? AND id > ?", []Status{Queued, Deferred}, afterID)
+	// The status condition is written out, as the partial index
+	// messages_due's predicate is, so that SQLite can use that index too
+	// (with bound values it could not know they match).
+	q := db.Model(&messageRow{}).Where("status IN ('queued', 'deferred') AND id > ?", afterID)
 	switch {
 	case connectorID > 0:
 		q = q.Where("EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_id = messages.id AND r.connector_id = ? AND r.status IN ?)", connectorID, []Status{Queued, Deferred})
