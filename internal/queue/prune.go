@@ -16,9 +16,11 @@ const pruneBatch = 1000
 
 // Prune deletes the trace of finished messages — delivered, bounced or
 // rejected — received before cutoff: the message rows with their
-// recipients, events and any body left. Queued and deferred messages are
-// never deleted, however old. It works in batches of batch messages
-// (pruneBatch when ≤ 0) until none is left and returns how many it deleted.
+// recipients, events and any body left; and the hours of the connector
+// statistics' rollup older than a week or than cutoff. Queued and
+// deferred messages are never deleted, however old. It works in batches
+// of batch messages (pruneBatch when ≤ 0) until none is left and returns
+// how many it deleted.
 // Several processes may prune one PostgreSQL database at once: each batch
 // skips rows another holds.
 func Prune(ctx context.Context, st *store.Store, cutoff time.Time, batch int) (int64, error) {
@@ -38,6 +40,10 @@ func Prune(ctx context.Context, st *store.Store, cutoff time.Time, batch int) (i
 		if n < int64(batch) {
 			break
 		}
+	}
+	// The connector statistics' rollup keeps a week (stats.go).
+	if err := pruneStats(ctx, st, cutoff); err != nil {
+		return total, fmt.Errorf("prune connector statistics: %w", err)
 	}
 	// Pieces of large messages that no waiting message needs: left by a
 	// message refused or a process killed mid-message, or by a failed

@@ -9,9 +9,12 @@ import (
 )
 
 // outcomesPostgres records a batch of delivery outcomes — recipients,
-// messages (status, next attempt, lease released), trace events, and the
-// bodies of finished messages deleted — in one statement, so one round
-// trip, where writeOutcomes's transaction takes six.
+// messages (status, next attempt, lease released), trace events, the
+// connector statistics' counters and last outcomes (stats.go: aggregated
+// and sorted by key in Go, so the upserts never meet one key twice and
+// processes lock the shared counters in one order), and the bodies of
+// finished messages deleted — in one statement, so one round trip, where
+// writeOutcomes's transaction takes eight.
 const outcomesPostgres = `WITH r AS (
 	UPDATE message_recipients t SET status = v.status, attempts = v.attempts, last_reply = v.last_reply,
 		connector_id = v.connector_id, connector = v.connector, route_reason = v.route_reason, updated_at = $1
@@ -28,6 +31,21 @@ const outcomesPostgres = `WITH r AS (
 	SELECT v.message_id, v.at, v.type, v.detail
 	FROM unnest($13::bigint[], $14::bigint[], $15::text[], $16::text[]) WITH ORDINALITY AS v(message_id, at, type, detail, ord)
 	ORDER BY v.ord
+), h AS (
+	INSERT INTO connector_hourly AS t (connector_id, hour, kind, n)
+	SELECT v.connector_id, v.hour, v.kind, v.n
+	FROM unnest($18::bigint[], $19::bigint[], $20::text[], $21::bigint[]) AS v(connector_id, hour, kind, n)
+	ORDER BY v.connector_id, v.hour, v.kind
+	ON CONFLICT (connector_id, hour, kind) DO UPDATE SET n = t.n + excluded.n
+), l AS (
+	INSERT INTO connector_last AS t (connector_id, kind, at, status, address, message_uid, reply)
+	SELECT v.connector_id, v.kind, v.at, v.status, v.address, v.message_uid, v.reply
+	FROM unnest($22::bigint[], $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[])
+		AS v(connector_id, kind, at, status, address, message_uid, reply)
+	ORDER BY v.connector_id, v.kind
+	ON CONFLICT (connector_id, kind) DO UPDATE SET at = excluded.at, status = excluded.status, address = excluded.address,
+		message_uid = excluded.message_uid, reply = excluded.reply
+	WHERE t.at <= excluded.at
 )
 DELETE FROM message_bodies WHERE message_id = ANY($17::bigint[])`
 
@@ -84,11 +102,11 @@ func outcomeArgs(batch []*outcome, now int64) []any {
 		}
 		return s
 	}
-	return []any{now,
+	return append([]any{now,
 		np(rID), ns(rStatus), ni(rAttempts), ns(rReply), np(rConnID), ns(rConn), ns(rReason),
 		np(mID), ns(mStatus), ni(mAttempts), np(mNext),
 		n64(eMsg), n64(eAt), ns(eType), ns(eDetail),
-		finished}
+		finished}, statsOf(batch, now).args()...)
 }
 
 // record records a batch of outcomes on the bookkeeping pool: one

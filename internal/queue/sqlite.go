@@ -176,6 +176,9 @@ func writeOutcomes(tx *gorm.DB, batch []*outcome) error {
 			return err
 		}
 	}
+	if err := statsOf(batch, now).write(tx); err != nil {
+		return err
+	}
 	if len(finished) > 0 {
 		if err := tx.Where("message_id IN ?", finished).Delete(&bodyRow{}).Error; err != nil {
 			return err
