@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -101,7 +102,13 @@ func (c *Console) listConnectors(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, web.ConnectorsWith(web.ConnectorsView{ConnectorsPage: p, Unused: unused}))
+	// The live view's overview: a sparkline and the queue depth (liveview.go).
+	overview, err := c.connectorOverviews(r, all, time.Now())
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, web.ConnectorsWith(web.ConnectorsView{ConnectorsPage: p, Unused: unused, Overview: overview}))
 }
 
 // loadConnector reads the connector the URL names; it answers 404 itself.
@@ -215,6 +222,11 @@ func (c *Console) showConnector(w http.ResponseWriter, r *http.Request) {
 	// Mail flow rules: a rule-scoped connector lists the rules that route
 	// to it, or is marked unused.
 	v := web.ConnectorDetailView{ConnectorPage: p, RuleScoped: ruleScoped(conn)}
+	// The live view of its mail (liveview.go).
+	if v.Live, err = c.connectorLiveView(r, conn, time.Now()); err != nil {
+		c.serverError(w, r, err)
+		return
+	}
 	if v.RuleScoped {
 		if v.Rules, err = c.rulesRoutingTo(r, conn.ID); err != nil {
 			c.serverError(w, r, err)
