@@ -265,18 +265,25 @@ type WaitingMessage struct {
 // next page (0: none).
 func ListWaiting(ctx context.Context, st *store.Store, connectorID, afterID int64, limit int) (list []WaitingMessage, next int64, err error) {
 	db := st.DB().WithContext(ctx)
-	// The status condition is written out, as the partial index
-	// messages_due's predicate is, so that SQLite can use that index too
-	// (with bound values it could not know they match).
-	q := db.Model(&messageRow{}).Where("status IN ('queued', 'deferred') AND id > ?", afterID)
+	// The waiting messages are found first, through the partial index
+	// messages_due (its status condition written out, so that SQLite can
+	// use it too), then ordered: so the cost follows the queue, where
+	// walking the primary key in order would read the trace's finished
+	// messages between the waiting ones.
+	query := `WITH w AS MATERIALIZED (SELECT id FROM messages WHERE status IN ('queued', 'deferred') AND id > ?)
+		SELECT m.* FROM messages m JOIN w ON w.id = m.id`
+	args := []any{afterID}
 	switch {
 	case connectorID > 0:
-		q = q.Where("EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_id = messages.id AND r.connector_id = ? AND r.status IN ?)", connectorID, []Status{Queued, Deferred})
+		query += ` WHERE EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_id = m.id AND r.connector_id = ? AND r.status IN ('queued', 'deferred'))`
+		args = append(args, connectorID)
 	case connectorID == 0:
-		q = q.Where("EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_id = messages.id AND r.connector_id IS NULL AND r.status IN ?)", []Status{Queued, Deferred})
+		query += ` WHERE EXISTS (SELECT 1 FROM message_recipients r WHERE r.message_id = m.id AND r.connector_id IS NULL AND r.status IN ('queued', 'deferred'))`
 	}
+	query += ` ORDER BY m.id LIMIT ?`
+	args = append(args, limit+1)
 	var rows []messageRow
-	if err := q.Order("id").Limit(limit + 1).Find(&rows).Error; err != nil {
+	if err := db.Raw(query, args...).Scan(&rows).Error; err != nil {
 		return nil, 0, fmt.Errorf("list waiting messages: %w", err)
 	}
 	if len(rows) > limit {

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +257,58 @@ func TestReroute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestListWaitingPages: the waiting messages oldest first, a page at a
+// time, finished ones skipped, narrowed to a connector or to mail without
+// one.
+func TestListWaitingPages(t *testing.T) {
+	testutil.ForEachEngine(t, func(t *testing.T, st *store.Store) {
+		w := queue.NewWriter(st, slog.New(slog.DiscardHandler))
+		defer w.Close()
+		a, b := int64(101), int64(102)
+		now := time.Now().UTC()
+		for i, m := range []struct {
+			uid    string
+			status queue.Status
+			conn   *int64
+		}{{"w1", queue.Queued, &a}, {"d1", queue.Delivered, &a}, {"w2", queue.Deferred, &b}, {"w3", queue.Queued, nil},
+			{"b1", queue.Bounced, &a}, {"w4", queue.Queued, &a}, {"w5", queue.Queued, &a}} {
+			msg := &queue.Message{UID: m.uid, ReceivedAt: now.Add(time.Duration(i) * time.Second), Status: m.status, ClientIP: "192.0.2.1",
+				Sender: "a@fabrikam.com", ExpiresAt: now.Add(time.Hour), Body: []byte("x\r\n"),
+				Recipients: []queue.Recipient{{Address: "john@contoso.com", Status: m.status, ConnectorID: m.conn}}}
+			if err := w.Enqueue(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list := func(conn int64, limit int) string {
+			t.Helper()
+			var pages []string
+			after := int64(0)
+			for {
+				l, next, err := queue.ListWaiting(context.Background(), st, conn, after, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var uids []string
+				for _, m := range l {
+					uids = append(uids, m.UID)
+				}
+				pages = append(pages, strings.Join(uids, ","))
+				if next == 0 {
+					return strings.Join(pages, " | ")
+				}
+				after = next
+			}
+		}
+		for _, c := range []struct {
+			conn  int64
+			limit int
+			want  string
+		}{{-1, 2, "w1,w2 | w3,w4 | w5"}, {-1, 10, "w1,w2,w3,w4,w5"}, {a, 2, "w1,w4 | w5"}, {b, 2, "w2"}, {0, 2, "w3"}, {999, 2, ""}} {
+			if got := list(c.conn, c.limit); got != c.want {
+				t.Errorf("ListWaiting(connector %d, %d a page) = %q, want %q", c.conn, c.limit, got, c.want)
+			}
+		}
+	})
 }
