@@ -68,6 +68,10 @@ func TestQueuePageAndActions(t *testing.T) {
 		// Hold, then release.
 		p = b.follow(b.post(hold, "back", "/queue"))
 		p.has(t, `Connector "On-prem" is on hold`, "held", "on hold since", "by user:admin@contoso.com", `data-count="held">3<`, `data-count="queued">0<`, "Release")
+		p.lacks(t, "Held mail of On-prem reaches")
+		// Held mail with less than a quarter of the lifetime left: a warning.
+		st.DB().Exec("UPDATE messages SET expires_at = ? WHERE uid = 'msgone'", queue.Micros(time.Now().Add(3*time.Hour)))
+		b.get("/queue").has(t, "Held mail of On-prem reaches the queue lifetime (48h0m0s) at", "release the connector or re-route its mail")
 		p = b.follow(b.post(fmt.Sprintf("/queue/connectors/%d/release", connID), "back", "/queue?connector="+fmt.Sprint(connID)))
 		if p.Status != 200 {
 			t.Fatalf("after release: %d", p.Status)
