@@ -340,7 +340,8 @@ func (c *Control) Summarize(ctx context.Context) (*QueueSummary, error) {
 	return Summarize(ctx, c.wk.st, c.wk.live.Index())
 }
 
-// find loads a message's status for an action's refusal.
+// refusal says why an action found no waiting, free message uid:
+// unknown, finished, or being delivered right now.
 func (c *Control) refusal(ctx context.Context, uid string) error {
 	var m messageRow
 	err := c.wk.st.DB().WithContext(ctx).Select("id, status, lease_until").Where("uid = ?", uid).Take(&m).Error
